@@ -1,0 +1,1 @@
+//! tracehose forwarder library.
