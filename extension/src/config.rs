@@ -1,0 +1,280 @@
+//! The extension's configuration, read once at start from the environment. A mistake never stops the
+//! function: the extension reports it (naming the variable) and goes on without the affected feature,
+//! because an extension that fails init takes the whole function down with it.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use tracehose_export::config::destinations_from_env;
+use tracehose_export::{Destination, Signal};
+
+use crate::otlp::{int_attr, str_attr};
+
+/// Which flush strategy to use; `Auto` switches between the other two by invocation frequency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushStrategy {
+    Auto,
+    End,
+    Periodic,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `AWS_LAMBDA_RUNTIME_API`, possibly with a path prefix (`cargo lambda` serves the API under `/.rt`).
+    pub runtime_api: String,
+    pub extension_name: String,
+    pub telemetry_port: u16,
+    /// The host Lambda can reach the listener at; the listener itself binds every interface.
+    pub telemetry_host: String,
+    /// `None` disables the local OTLP receiver.
+    pub receiver_port: Option<u16>,
+    pub ship_logs: bool,
+    pub flush_strategy: FlushStrategy,
+    /// Hard budget for the flush at the end of an invocation: the most the extension adds to it.
+    pub flush_timeout: Duration,
+    pub flush_interval: Duration,
+    pub buffer_bytes: usize,
+    pub traces: Vec<Destination>,
+    pub logs: Vec<Destination>,
+    pub resource: Vec<KeyValue>,
+    pub function_name: String,
+    pub function_version: String,
+    pub region: String,
+    pub memory_mb: Option<u64>,
+    pub verbose: bool,
+    /// Configuration mistakes found, each naming its variable; printed at start.
+    pub errors: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Self {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let mut errors = Vec::new();
+        let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let mut number = |name: &str, default: u64, max: u64| -> u64 {
+            match get(name).map(|v| v.parse::<u64>()) {
+                None => default,
+                Some(Ok(v)) if v <= max => v,
+                Some(_) => {
+                    errors.push(format!("{name}: not a number up to {max}; using {default}"));
+                    default
+                }
+            }
+        };
+        let telemetry_port = number("TRACEHOSE_TELEMETRY_PORT", 4323, 65535) as u16;
+        let receiver_port = number("TRACEHOSE_OTLP_RECEIVER_PORT", 4318, 65535) as u16;
+        let flush_timeout = Duration::from_millis(number("TRACEHOSE_FLUSH_TIMEOUT_MS", 80, 60_000));
+        let flush_interval = Duration::from_millis(number("TRACEHOSE_FLUSH_INTERVAL_MS", 10_000, 3_600_000));
+        let buffer_bytes = number("TRACEHOSE_BUFFER_BYTES", 2 * 1024 * 1024, 64 * 1024 * 1024) as usize;
+        let memory_mb: Option<u64> = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse().ok());
+
+        let mut flag = |name: &str| match get(name).map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => true,
+            Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => false,
+            Some(_) => {
+                errors.push(format!("{name}: expected true or false; using false"));
+                false
+            }
+        };
+        let ship_logs = flag("TRACEHOSE_SHIP_LOGS");
+        let verbose = flag("TRACEHOSE_DEBUG");
+        let receiver_disabled = flag("TRACEHOSE_OTLP_RECEIVER_DISABLED");
+
+        let flush_strategy = match get("TRACEHOSE_FLUSH_STRATEGY").map(|v| v.to_ascii_lowercase()) {
+            None => FlushStrategy::Auto,
+            Some(v) if v == "auto" => FlushStrategy::Auto,
+            Some(v) if v == "end" => FlushStrategy::End,
+            Some(v) if v == "periodic" => FlushStrategy::Periodic,
+            Some(_) => {
+                errors.push("TRACEHOSE_FLUSH_STRATEGY: expected auto, end or periodic; using auto".into());
+                FlushStrategy::Auto
+            }
+        };
+
+        let (traces, trace_errors) = destinations_from_env(Signal::Traces, env);
+        let (logs, log_errors) = if ship_logs {
+            destinations_from_env(Signal::Logs, env)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        errors.extend(trace_errors.iter().map(ToString::to_string));
+        errors.extend(log_errors.iter().map(ToString::to_string));
+
+        let function_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        let function_version = get("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_default();
+        let region = get("AWS_REGION").unwrap_or_default();
+        let service = get("OTEL_SERVICE_NAME").unwrap_or_else(|| {
+            if function_name.is_empty() {
+                "unknown_service".into()
+            } else {
+                function_name.clone()
+            }
+        });
+        let mut resource = vec![
+            str_attr("service.name", &service),
+            str_attr("cloud.provider", "aws"),
+            str_attr("cloud.platform", "aws_lambda"),
+            str_attr("telemetry.sdk.name", "tracehose-extension"),
+            str_attr("telemetry.sdk.language", "rust"),
+            str_attr("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        ];
+        if !region.is_empty() {
+            resource.push(str_attr("cloud.region", &region));
+        }
+        if !function_name.is_empty() {
+            resource.push(str_attr("faas.name", &function_name));
+        }
+        if !function_version.is_empty() {
+            resource.push(str_attr("faas.version", &function_version));
+        }
+        if let Some(mb) = memory_mb {
+            resource.push(int_attr("faas.max_memory", mb.saturating_mul(1024 * 1024)));
+        }
+        match get("OTEL_RESOURCE_ATTRIBUTES").map(|v| parse_resource_attributes(&v)) {
+            Some(Ok(extra)) => {
+                for (key, value) in extra {
+                    resource.retain(|kv| kv.key != key || key == "service.name");
+                    if key != "service.name" {
+                        resource.push(str_attr(&key, &value));
+                    }
+                }
+            }
+            Some(Err(index)) => errors.push(format!(
+                "OTEL_RESOURCE_ATTRIBUTES: entry {index} is not key=value; ignoring the variable"
+            )),
+            None => {}
+        }
+
+        Self {
+            runtime_api: get("AWS_LAMBDA_RUNTIME_API").unwrap_or_default(),
+            extension_name: extension_name(),
+            telemetry_port,
+            telemetry_host: get("TRACEHOSE_TELEMETRY_HOST").unwrap_or_else(|| "sandbox.localdomain".into()),
+            receiver_port: (!receiver_disabled).then_some(receiver_port),
+            ship_logs,
+            flush_strategy,
+            flush_timeout,
+            flush_interval,
+            buffer_bytes,
+            traces,
+            logs,
+            resource,
+            function_name,
+            function_version,
+            region,
+            memory_mb,
+            verbose,
+            errors,
+        }
+    }
+}
+
+/// Lambda requires the registered name to equal the executable's file name.
+fn extension_name() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tracehose-extension".into())
+}
+
+/// `k1=v1,k2=v2` with percent-encoded values; `Err(index)` of the first malformed entry.
+fn parse_resource_attributes(value: &str) -> Result<Vec<(String, String)>, usize> {
+    value
+        .split(',')
+        .enumerate()
+        .filter(|(_, e)| !e.trim().is_empty())
+        .map(|(i, entry)| {
+            let (k, v) = entry.split_once('=').ok_or(i)?;
+            let k = k.trim();
+            if k.is_empty() {
+                return Err(i);
+            }
+            Ok((k.to_owned(), percent_decode(v.trim()).ok_or(i)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(&move |name| map.get(name).cloned())
+    }
+
+    fn attr<'a>(c: &'a Config, key: &str) -> Option<&'a KeyValue> {
+        c.resource.iter().find(|kv| kv.key == key)
+    }
+
+    #[test]
+    fn defaults_and_resource() {
+        let c = config(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod%20eu,service.name=ignored",
+            ),
+        ]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.receiver_port, Some(4318));
+        assert_eq!(c.flush_timeout, Duration::from_millis(80));
+        assert_eq!(c.flush_strategy, FlushStrategy::Auto);
+        assert!(!c.ship_logs);
+        assert!(c.traces.is_empty());
+        assert!(attr(&c, "faas.name").is_some());
+        assert!(attr(&c, "deployment.environment").is_some());
+        let service = attr(&c, "service.name").unwrap();
+        assert_eq!(service, &str_attr("service.name", "orders"));
+        assert_eq!(
+            attr(&c, "faas.max_memory"),
+            Some(&int_attr("faas.max_memory", 128 * 1024 * 1024))
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_by_name_and_do_not_stop_the_rest() {
+        let c = config(&[
+            ("TRACEHOSE_FLUSH_TIMEOUT_MS", "soon"),
+            ("TRACEHOSE_SHIP_LOGS", "maybe"),
+            ("TRACEHOSE_FLUSH_STRATEGY", "sometimes"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("DT_CONNECTION_BASE_URL", "https://x.example"),
+        ]);
+        assert_eq!(c.errors.len(), 4, "{:?}", c.errors);
+        assert!(c.errors[0].starts_with("TRACEHOSE_FLUSH_TIMEOUT_MS"));
+        assert_eq!(c.traces.len(), 1);
+        assert_eq!(c.flush_timeout, Duration::from_millis(80));
+    }
+}
