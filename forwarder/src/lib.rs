@@ -1,1 +1,2 @@
 //! tracehose forwarder library.
+pub mod subscribe;
