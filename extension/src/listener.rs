@@ -16,7 +16,7 @@ pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let ok = || reply(StatusCode::OK, "", "");
-    let body = match read_body(request.into_body(), MAX_BATCH_BYTES).await {
+    let body = match read_body(request.into_body(), MAX_BATCH_BYTES, 4 * MAX_BATCH_BYTES).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(_)) => {
             Stats::add(&shared.stats.telemetry_oversize, 1);

@@ -71,7 +71,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         "application/json" => Format::Json,
         _ => Format::Protobuf,
     };
-    let body = match read_body(request.into_body(), MAX_BODY_BYTES).await {
+    let body = match read_body(request.into_body(), MAX_BODY_BYTES, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(error @ BodyError::TooLarge(_)) => {
             Stats::add(&shared.stats.spans_rejected, 1);

@@ -5,8 +5,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -55,12 +55,28 @@ pub enum BodyError {
     Read(String),
 }
 
-/// The whole body, or an error once it passes `limit` bytes (without reading further).
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(error) => Err(BodyError::Read(error.to_string())),
+/// The whole body, or `TooLarge` once it passes `limit` bytes. The rest of an oversize body is still read
+/// (and discarded, up to `drain` bytes in total) so that the client gets an answer rather than a reset
+/// connection: for the Telemetry API a reset means redelivery.
+pub async fn read_body(mut body: Incoming, limit: usize, drain: usize) -> Result<Bytes, BodyError> {
+    let mut buffer = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= limit {
+            buffer.extend_from_slice(&data);
+        } else if total > drain {
+            break;
+        }
+    }
+    if total > limit {
+        Err(BodyError::TooLarge(limit))
+    } else {
+        Ok(buffer.freeze())
     }
 }
 
