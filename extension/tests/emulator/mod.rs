@@ -237,6 +237,7 @@ impl Backend {
 struct Api {
     registered: Mutex<Option<(String, Value)>>,
     subscription: Mutex<Option<Value>>,
+    subscribed_at: Mutex<Option<Instant>>,
     errors: Mutex<Vec<String>>,
     next_calls: Mutex<Vec<Instant>>,
     changed: Notify,
@@ -330,6 +331,11 @@ impl Sandbox {
 
     pub fn subscription(&self) -> Value {
         self.api.subscription.lock().unwrap().clone().unwrap()
+    }
+
+    /// When the subscription request arrived: the extension is registered and subscribed from then on.
+    pub fn subscribed_at(&self) -> Option<Instant> {
+        *self.api.subscribed_at.lock().unwrap()
     }
 
     pub fn next_calls(&self) -> usize {
@@ -503,6 +509,7 @@ async fn handle_api(api: Arc<Api>, req: Request<Incoming>) -> Reply {
                 reply(404, &[], "not implemented")
             } else {
                 *api.subscription.lock().unwrap() = serde_json::from_slice(&body).ok();
+                *api.subscribed_at.lock().unwrap() = Some(Instant::now());
                 reply(200, &[], "OK")
             }
         }
