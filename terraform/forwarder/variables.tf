@@ -92,7 +92,7 @@ variable "environment" {
 
   validation {
     condition = alltrue([for k in keys(var.environment) : !contains([
-      "DT_LOG_COLLECTION_AUTH_TOKEN", "DT_CONNECTION_AUTH_TOKEN", "DD_API_KEY", "OTEL_EXPORTER_OTLP_HEADERS",
+      "DT_LOG_COLLECTION_AUTH_TOKEN", "DT_CONNECTION_AUTH_TOKEN", "DD_API_KEY",
     ], k)])
     error_message = "environment: tokens and keys must not be plain environment variables; pass their secret ARNs in secret_arns."
   }
