@@ -30,6 +30,15 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// The automatic subscriber of the Lambda handler, from `TRACEHOSE_SUBSCRIBE_*` and the AWS environment;
+    /// `Ok(None)` when `TRACEHOSE_SUBSCRIBE_PREFIXES` is not set. Call once, at cold start.
+    pub async fn from_env() -> Result<Option<Self>, SubscribeError> {
+        match SubscribeSettings::from_env()? {
+            Some(settings) => Ok(Some(Self::new(client_from_env().await?, settings))),
+            None => Ok(None),
+        }
+    }
+
     pub fn new(client: Client, settings: SubscribeSettings) -> Self {
         Self { client, settings }
     }

@@ -1,6 +1,7 @@
 //! `tracehose subscribe`: subscribes existing log groups, by name or by prefix, from a shell or a deploy pipeline.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
 
@@ -88,6 +89,31 @@ impl SubscribeArgs {
                 .collect(),
         };
         SubscribeSettings::validate(raw, &FLAG_SOURCES)
+    }
+}
+
+/// `tracehose subscribe` for a synchronous caller: runs [`run`] on a runtime of its own and turns the outcome into
+/// the exit status: 0 when every group is subscribed or deliberately left out, 1 when a group failed or is at the
+/// filter limit, 2 for a configuration error.
+pub fn main(args: &SubscribeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tracehose subscribe: error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(report) if report.succeeded() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(SubscribeError::Config(err)) => {
+            eprintln!("tracehose subscribe: configuration error: {err}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("tracehose subscribe: error: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
