@@ -1,0 +1,77 @@
+//! The command line: `tracehose <command>`. Each command lives in its own module; this file only wires
+//! arguments to them.
+
+use std::io::{self, ErrorKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::limits::Limits;
+use crate::process;
+
+/// Forwards AWS Lambda and CloudWatch logs with every line joined to its trace.
+#[derive(Debug, Parser)]
+#[command(name = "tracehose", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode CloudWatch Logs subscription data in any shape (direct subscription event, Firehose
+    /// transformation event, Firehose HTTP endpoint body, raw or gzipped payloads, Firehose S3 objects and
+    /// failed-data backups), correlate every line with its trace, and write NDJSON to stdout.
+    Process(ProcessArgs),
+    /// Subscribe log groups (by name or prefix) to the forwarder or a Firehose stream; idempotent.
+    Subscribe(crate::subscribe::SubscribeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// Input files; `-` or none reads standard input. State carries across files in order, as it does
+    /// across deliveries of a warm Lambda.
+    pub files: Vec<PathBuf>,
+    /// Refuse any single decompression larger than this (gzip-bomb cap); default 64 MiB.
+    #[arg(long, value_name = "BYTES")]
+    pub max_decompressed_bytes: Option<usize>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let limits = match Limits::from_env() {
+        Ok(limits) => limits,
+        Err(err) => {
+            eprintln!("tracehose: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Process(args) => run_process(args, limits),
+        Command::Subscribe(args) => crate::subscribe::cli::main(&args),
+    }
+}
+
+fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
+    if let Some(max) = args.max_decompressed_bytes.filter(|&m| m > 0) {
+        limits.max_decompressed_bytes = max;
+    }
+    let mut report = |message: String| eprintln!("tracehose: error: {message}");
+    let summary = match process::run(&args.files, limits, &mut report) {
+        Ok(summary) => summary,
+        // `tracehose process ... | head` closing the pipe is not a failure of ours.
+        Err(err) if err.kind() == ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tracehose: error: writing output: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Nothing useful is left to do if stderr itself is gone.
+    let _ = process::print_summary(&mut io::stderr(), &summary);
+    if summary.has_failures() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,278 @@
+//! Correlate: joins each line to its invocation and each invocation to its trace, exactly by the rules of
+//! DESIGN.md, in order of strength:
+//! 1. the line's own trace context;
+//! 2. the line's invocation: its own request id, else the one START/END bracket of its log stream it falls in;
+//! 3. that invocation's trace: the extension's marker line, else a trace id printed by another of its lines,
+//!    else the X-Ray id of its REPORT line or `platform.start` record.
+//!
+//! A payload is correlated in two passes so that a marker or REPORT arriving after a line of the same
+//! invocation still reaches it. What crosses payloads (the open invocation of each stream, the trace and
+//! cold start of each invocation) lives in bounded maps, so a warm forwarder joins an invocation split over
+//! two deliveries. A wrong join is worse than none: when a stream shows overlapping invocations, lines without
+//! their own request id get no invocation.
+
+mod cache;
+
+use tracehose_tracecontext::{SpanId, TraceId};
+
+use self::cache::BoundedMap;
+use crate::limits::Limits;
+use crate::parse::{ParsedLine, PlatformEvent, TraceContext};
+use crate::record::Join;
+
+/// Lambda's longest invocation is 15 minutes: an invocation open for longer lost its END line.
+const MAX_INVOCATION_MS: i64 = 16 * 60 * 1000;
+/// Open invocations remembered per stream; Lambda Managed Instances run a few at once, classic Lambda one.
+const MAX_OPEN_PER_STREAM: usize = 64;
+
+#[derive(Debug, Default)]
+struct StreamState {
+    open: Vec<OpenInvocation>,
+    /// An INIT_START (or RESTORE_START) was seen and its START not yet: the next invocation is a cold start.
+    cold_pending: bool,
+}
+
+#[derive(Debug)]
+struct OpenInvocation {
+    request_id: String,
+    started_ms: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Invocation {
+    trace: Option<(Join, TraceContext)>,
+    cold_start: Option<bool>,
+}
+
+impl Invocation {
+    /// Keeps the strongest source; for equal strength, the first one seen.
+    fn offer(&mut self, join: Join, context: TraceContext) {
+        let stronger = match self.trace {
+            None => true,
+            Some((current, _)) => strength(join) > strength(current),
+        };
+        if stronger {
+            self.trace = Some((join, context));
+        }
+    }
+}
+
+fn strength(join: Join) -> u8 {
+    match join {
+        Join::Line => 4,
+        Join::Marker => 3,
+        Join::Invocation => 2,
+        Join::Xray => 1,
+    }
+}
+
+/// What correlation decided for one line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    pub trace_id: Option<TraceId>,
+    pub span_id: Option<SpanId>,
+    pub join: Option<Join>,
+    /// The line's request id, its own or its bracket's.
+    pub request_id: Option<String>,
+    pub cold_start: Option<bool>,
+}
+
+/// A line to correlate: its event timestamp and what parsing found.
+#[derive(Debug)]
+pub struct Line<'a> {
+    pub timestamp_ms: i64,
+    pub parsed: &'a ParsedLine,
+}
+
+#[derive(Debug)]
+pub struct Correlator {
+    streams: BoundedMap<String, StreamState>,
+    invocations: BoundedMap<String, Invocation>,
+}
+
+impl Correlator {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            streams: BoundedMap::new(limits.max_tracked_streams),
+            invocations: BoundedMap::new(limits.max_tracked_invocations),
+        }
+    }
+
+    /// Correlates the lines of one payload of one log stream, in order. `lambda_stream` is false for log
+    /// groups that are not a Lambda function's: their lines get only their own trace context.
+    pub fn correlate(
+        &mut self,
+        log_group: &str,
+        log_stream: &str,
+        lambda_stream: bool,
+        lines: &[Line<'_>],
+    ) -> Vec<Resolution> {
+        if !lambda_stream {
+            return lines.iter().map(|line| own_only(line.parsed)).collect();
+        }
+        let stream_key = format!("{log_group}\n{log_stream}");
+        let mut stream = self.streams.remove(&stream_key).unwrap_or_default();
+        let mut scope = Scope {
+            invocations: &mut self.invocations,
+            log_group,
+        };
+        // Distinct invocations of this payload, so each is looked up once.
+        let mut local: Vec<String> = Vec::new();
+        let mut line_invocation: Vec<Option<usize>> = Vec::with_capacity(lines.len());
+        for line in lines {
+            let invocation = scope.observe(&mut stream, line);
+            line_invocation.push(invocation.map(|id| intern(&mut local, id)));
+        }
+        let known: Vec<Invocation> = local.iter().map(|id| scope.get(id)).collect();
+        self.streams.insert(stream_key, stream);
+
+        lines
+            .iter()
+            .zip(line_invocation)
+            .map(|(line, invocation)| {
+                let mut resolution = own_only(line.parsed);
+                if let Some(i) = invocation {
+                    resolution.request_id = Some(local[i].clone());
+                    resolution.cold_start = known[i].cold_start;
+                    if resolution.trace_id.is_none() {
+                        if let Some((join, context)) = known[i].trace {
+                            resolution.trace_id = Some(context.trace_id);
+                            // Only the invocation's own span (marker or X-Ray segment) describes this line;
+                            // another line's span does not.
+                            resolution.span_id = if join == Join::Invocation {
+                                None
+                            } else {
+                                context.span_id
+                            };
+                            resolution.join = Some(join);
+                        }
+                    }
+                }
+                resolution
+            })
+            .collect()
+    }
+}
+
+/// The invocations of one log group. Request ids are unique, but keying by group as well keeps one
+/// function's lines from ever reaching another's state.
+struct Scope<'a> {
+    invocations: &'a mut BoundedMap<String, Invocation>,
+    log_group: &'a str,
+}
+
+impl Scope<'_> {
+    fn key(&self, request_id: &str) -> String {
+        format!("{}\n{request_id}", self.log_group)
+    }
+
+    fn entry(&mut self, request_id: &str) -> &mut Invocation {
+        let key = self.key(request_id);
+        self.invocations.entry(key.as_str())
+    }
+
+    fn get(&self, request_id: &str) -> Invocation {
+        self.invocations
+            .get(self.key(request_id).as_str())
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Pass one for a line: updates the stream's bracket and what is known of the line's invocation, and
+    /// returns that invocation's request id.
+    fn observe(&mut self, stream: &mut StreamState, line: &Line<'_>) -> Option<String> {
+        let parsed = line.parsed;
+        match parsed.platform {
+            Some(PlatformEvent::InitStart | PlatformEvent::RestoreStart) => stream.cold_pending = true,
+            Some(PlatformEvent::Start) => {
+                if let Some(id) = &parsed.request_id {
+                    stream.open.retain(|o| {
+                        line.timestamp_ms - o.started_ms <= MAX_INVOCATION_MS && &o.request_id != id
+                    });
+                    if stream.open.len() >= MAX_OPEN_PER_STREAM {
+                        stream.open.remove(0);
+                    }
+                    stream.open.push(OpenInvocation {
+                        request_id: id.clone(),
+                        started_ms: line.timestamp_ms,
+                    });
+                    let cold = std::mem::take(&mut stream.cold_pending);
+                    let invocation = self.entry(id);
+                    invocation.cold_start = Some(invocation.cold_start.unwrap_or(false) || cold);
+                }
+            }
+            _ => {}
+        }
+        let request_id = match &parsed.request_id {
+            Some(id) => Some(id.clone()),
+            None => match stream.open.as_slice() {
+                [only] => Some(only.request_id.clone()),
+                _ => None,
+            },
+        };
+        if matches!(parsed.platform, Some(PlatformEvent::End | PlatformEvent::Report)) {
+            if let Some(id) = &request_id {
+                stream.open.retain(|o| &o.request_id != id);
+            }
+        }
+        let id = request_id.as_deref()?;
+        let learns = parsed.invocation_marker
+            || parsed.context.is_some()
+            || parsed.xray.is_some()
+            || parsed
+                .details
+                .as_ref()
+                .is_some_and(|d| d.metrics.init_duration_ms.is_some());
+        if learns {
+            let invocation = self.entry(id);
+            if let Some(context) = parsed.context {
+                if parsed.invocation_marker {
+                    invocation.offer(Join::Marker, context);
+                } else {
+                    invocation.offer(
+                        Join::Invocation,
+                        TraceContext {
+                            span_id: None,
+                            ..context
+                        },
+                    );
+                }
+            }
+            if let Some(xray) = parsed.xray {
+                invocation.offer(Join::Xray, xray);
+            }
+            if parsed.platform == Some(PlatformEvent::Report)
+                && parsed
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.metrics.init_duration_ms.is_some())
+            {
+                invocation.cold_start = Some(true);
+            }
+        }
+        request_id
+    }
+}
+
+fn own_only(parsed: &ParsedLine) -> Resolution {
+    Resolution {
+        trace_id: parsed.context.map(|c| c.trace_id),
+        span_id: parsed.context.and_then(|c| c.span_id),
+        join: parsed.context.map(|_| Join::Line),
+        request_id: parsed.request_id.clone(),
+        cold_start: None,
+    }
+}
+
+fn intern(local: &mut Vec<String>, id: String) -> usize {
+    match local.iter().position(|known| *known == id) {
+        Some(i) => i,
+        None => {
+            local.push(id);
+            local.len() - 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

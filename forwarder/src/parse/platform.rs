@@ -1,0 +1,318 @@
+//! Lambda platform lines of the text log format: INIT_START, START, END, REPORT (with its XRAY part),
+//! INIT_REPORT, RESTORE_*, runtime errors and timeouts.
+
+use tracehose_tracecontext::{SpanId, TraceId};
+
+use super::{is_request_id, ParsedLine, Severity, TraceContext};
+
+/// Which platform event a line reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlatformEvent {
+    InitStart,
+    InitRuntimeDone,
+    InitReport,
+    Start,
+    RuntimeDone,
+    End,
+    Report,
+    RestoreStart,
+    RestoreReport,
+    Timeout,
+    RuntimeError,
+    Extension,
+    Telemetry,
+    LogsDropped,
+    Other,
+}
+
+impl PlatformEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformEvent::InitStart => "init_start",
+            PlatformEvent::InitRuntimeDone => "init_runtime_done",
+            PlatformEvent::InitReport => "init_report",
+            PlatformEvent::Start => "start",
+            PlatformEvent::RuntimeDone => "runtime_done",
+            PlatformEvent::End => "end",
+            PlatformEvent::Report => "report",
+            PlatformEvent::RestoreStart => "restore_start",
+            PlatformEvent::RestoreReport => "restore_report",
+            PlatformEvent::Timeout => "timeout",
+            PlatformEvent::RuntimeError => "runtime_error",
+            PlatformEvent::Extension => "extension",
+            PlatformEvent::Telemetry => "telemetry",
+            PlatformEvent::LogsDropped => "logs_dropped",
+            PlatformEvent::Other => "other",
+        }
+    }
+
+    /// The JSON log format's `type` (`platform.start`...) for the same event.
+    pub(super) fn from_json_type(kind: &str) -> Self {
+        match kind.strip_prefix("platform.").unwrap_or(kind) {
+            "initStart" => PlatformEvent::InitStart,
+            "initRuntimeDone" => PlatformEvent::InitRuntimeDone,
+            "initReport" => PlatformEvent::InitReport,
+            "start" => PlatformEvent::Start,
+            "runtimeDone" => PlatformEvent::RuntimeDone,
+            "report" => PlatformEvent::Report,
+            "restoreStart" => PlatformEvent::RestoreStart,
+            "restoreReport" | "restoreRuntimeDone" => PlatformEvent::RestoreReport,
+            "extension" => PlatformEvent::Extension,
+            "telemetrySubscription" => PlatformEvent::Telemetry,
+            "logsDropped" => PlatformEvent::LogsDropped,
+            _ => PlatformEvent::Other,
+        }
+    }
+}
+
+/// The numbers of a REPORT, INIT_REPORT or RESTORE_REPORT line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportMetrics {
+    pub duration_ms: Option<f64>,
+    pub billed_duration_ms: Option<f64>,
+    pub memory_size_mb: Option<u64>,
+    pub max_memory_used_mb: Option<u64>,
+    pub init_duration_ms: Option<f64>,
+    pub restore_duration_ms: Option<f64>,
+    pub billed_restore_duration_ms: Option<f64>,
+}
+
+/// What a platform line says beyond its event and request id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlatformDetails {
+    pub metrics: ReportMetrics,
+    /// `success`, `error`, `timeout`, `failure`...; absent on a plain successful REPORT.
+    pub status: Option<String>,
+    pub error_type: Option<String>,
+    /// `init` or `invoke`, on INIT_REPORT.
+    pub phase: Option<String>,
+    /// The function version of a START line.
+    pub version: Option<String>,
+    pub runtime_version: Option<String>,
+}
+
+impl PlatformDetails {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub(super) fn boxed(self) -> Option<Box<Self>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+
+    pub(super) fn severity(&self) -> Severity {
+        match self.status.as_deref() {
+            Some("error" | "failure" | "timeout") => Severity::Error,
+            _ if self.error_type.is_some() => Severity::Error,
+            _ => Severity::Info,
+        }
+    }
+}
+
+pub(super) fn parse(text: &str) -> Option<ParsedLine> {
+    let word_end = text.find([' ', '\t']).unwrap_or(text.len());
+    let (word, rest) = text.split_at(word_end);
+    let event = match word {
+        "START" => PlatformEvent::Start,
+        "END" => PlatformEvent::End,
+        "REPORT" => PlatformEvent::Report,
+        "INIT_START" => PlatformEvent::InitStart,
+        "INIT_REPORT" => PlatformEvent::InitReport,
+        "RESTORE_START" => PlatformEvent::RestoreStart,
+        "RESTORE_REPORT" => PlatformEvent::RestoreReport,
+        "EXTENSION" => PlatformEvent::Extension,
+        "TELEMETRY" => PlatformEvent::Telemetry,
+        "RequestId:" => PlatformEvent::RuntimeError,
+        _ => return parse_timeout(text),
+    };
+    let request_id = request_id_after_label(text);
+    if matches!(
+        event,
+        PlatformEvent::Start | PlatformEvent::End | PlatformEvent::Report
+    ) && request_id.is_none()
+    {
+        // "START something" from an application is not a platform line.
+        return None;
+    }
+    let mut details = PlatformDetails::default();
+    let mut xray_trace = None;
+    let mut xray_segment = None;
+    for (key, value) in fields(rest) {
+        match key {
+            "Version" => details.version = Some(value.to_owned()),
+            "Runtime Version" => details.runtime_version = Some(value.to_owned()),
+            "Duration" => details.metrics.duration_ms = number(value),
+            "Billed Duration" => details.metrics.billed_duration_ms = number(value),
+            "Memory Size" => details.metrics.memory_size_mb = number(value).map(|n| n as u64),
+            "Max Memory Used" => details.metrics.max_memory_used_mb = number(value).map(|n| n as u64),
+            "Init Duration" => details.metrics.init_duration_ms = number(value),
+            "Restore Duration" => details.metrics.restore_duration_ms = number(value),
+            "Billed Restore Duration" => details.metrics.billed_restore_duration_ms = number(value),
+            "Status" => details.status = Some(value.to_owned()),
+            "Error Type" => details.error_type = Some(value.to_owned()),
+            "Phase" => details.phase = Some(value.to_owned()),
+            "XRAY TraceId" => xray_trace = TraceId::from_xray(value),
+            "SegmentId" => xray_segment = SpanId::from_hex(value),
+            _ => {}
+        }
+    }
+    let severity = if event == PlatformEvent::RuntimeError {
+        Severity::Error
+    } else {
+        details.severity()
+    };
+    Some(ParsedLine {
+        severity,
+        request_id: request_id.map(str::to_owned),
+        platform: Some(event),
+        details: details.boxed(),
+        xray: xray_trace.map(|trace_id| TraceContext {
+            trace_id,
+            span_id: xray_segment,
+        }),
+        ..ParsedLine::default()
+    })
+}
+
+/// `2026-11-21T10:00:03.014Z 8f507cfc-... Task timed out after 3.00 seconds`.
+fn parse_timeout(text: &str) -> Option<ParsedLine> {
+    let at = text.find("Task timed out after ")?;
+    let request_id = text[..at]
+        .split_whitespace()
+        .last()
+        .filter(|id| is_request_id(id));
+    Some(ParsedLine {
+        severity: Severity::Error,
+        request_id: request_id.map(str::to_owned),
+        platform: Some(PlatformEvent::Timeout),
+        details: PlatformDetails {
+            status: Some("timeout".into()),
+            ..Default::default()
+        }
+        .boxed(),
+        ..ParsedLine::default()
+    })
+}
+
+fn request_id_after_label(text: &str) -> Option<&str> {
+    let at = text.find("RequestId: ")? + "RequestId: ".len();
+    text[at..]
+        .split_whitespace()
+        .next()
+        .filter(|id| super::plausible_request_id(id))
+}
+
+/// `Key: value` fields separated by tabs or newlines; START's `Version:` follows a space instead.
+fn fields(rest: &str) -> impl Iterator<Item = (&str, &str)> {
+    rest.split(['\t', '\n'])
+        .flat_map(|field| match field.find(" Version: ") {
+            Some(at) if field.trim_start().starts_with("RequestId:") => {
+                [Some(&field[..at]), Some(&field[at..])]
+            }
+            _ => [Some(field), None],
+        })
+        .flatten()
+        .filter_map(|field| {
+            let (key, value) = field.trim().split_once(':')?;
+            Some((key.trim(), value.trim()))
+        })
+}
+
+/// `15.74 ms` -> 15.74.
+fn number(value: &str) -> Option<f64> {
+    value
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "8f507cfc-1a2b-4697-b07a-ac58fc914c95";
+
+    #[test]
+    fn start_end() {
+        let start = parse(&format!("START RequestId: {ID} Version: $LATEST")).unwrap();
+        assert_eq!(start.platform, Some(PlatformEvent::Start));
+        assert_eq!(start.request_id.as_deref(), Some(ID));
+        assert_eq!(start.details.unwrap().version.as_deref(), Some("$LATEST"));
+        let end = parse(&format!("END RequestId: {ID}")).unwrap();
+        assert_eq!(end.platform, Some(PlatformEvent::End));
+        assert!(end.details.is_none());
+        assert!(parse("START the engines").is_none());
+    }
+
+    #[test]
+    fn cold_report_with_xray() {
+        let line = format!(
+            "REPORT RequestId: {ID}\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\tMax Memory Used: 56 MB\tInit Duration: 130.49 ms\t\nXRAY TraceId: 1-5e34a614-10bd4a8ff1fb44f07bc535a1\tSegmentId: 07f5a12b2d3e4f56\tSampled: true\t"
+        );
+        let p = parse(&line).unwrap();
+        let d = p.details.unwrap();
+        assert_eq!(d.metrics.duration_ms, Some(15.74));
+        assert_eq!(d.metrics.billed_duration_ms, Some(16.0));
+        assert_eq!(d.metrics.memory_size_mb, Some(128));
+        assert_eq!(d.metrics.max_memory_used_mb, Some(56));
+        assert_eq!(d.metrics.init_duration_ms, Some(130.49));
+        assert_eq!(p.severity, Severity::Info);
+        let x = p.xray.unwrap();
+        assert_eq!(x.trace_id.to_string(), "5e34a61410bd4a8ff1fb44f07bc535a1");
+        assert_eq!(x.span_id.unwrap().to_string(), "07f5a12b2d3e4f56");
+        assert!(
+            p.context.is_none(),
+            "the XRAY part is the invocation's, not the line's own context"
+        );
+    }
+
+    #[test]
+    fn report_variants() {
+        let p = parse(&format!("REPORT RequestId: {ID}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: timeout")).unwrap();
+        assert_eq!(p.details.as_ref().unwrap().status.as_deref(), Some("timeout"));
+        assert_eq!(p.severity, Severity::Error);
+        let p = parse(&format!("REPORT RequestId: {ID}\tDuration: 5.00 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: error\tError Type: Runtime.ExitError")).unwrap();
+        assert_eq!(
+            p.details.as_ref().unwrap().error_type.as_deref(),
+            Some("Runtime.ExitError")
+        );
+        let p = parse(&format!("REPORT RequestId: {ID}\tDuration: 5.00 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tRestore Duration: 220.51 ms\tBilled Restore Duration: 110 ms")).unwrap();
+        assert_eq!(p.details.unwrap().metrics.billed_restore_duration_ms, Some(110.0));
+    }
+
+    #[test]
+    fn init_lines_errors_and_timeouts() {
+        let p = parse("INIT_START Runtime Version: python:3.12.v27\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:abc").unwrap();
+        assert_eq!(p.platform, Some(PlatformEvent::InitStart));
+        assert_eq!(
+            p.details.unwrap().runtime_version.as_deref(),
+            Some("python:3.12.v27")
+        );
+        let p = parse(
+            "INIT_REPORT Init Duration: 87.28 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown",
+        )
+        .unwrap();
+        assert_eq!(p.severity, Severity::Error);
+        assert_eq!(p.details.unwrap().phase.as_deref(), Some("invoke"));
+        let p = parse(&format!(
+            "RequestId: {ID} Error: Runtime exited with error: exit status 1"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.platform, p.severity),
+            (Some(PlatformEvent::RuntimeError), Severity::Error)
+        );
+        assert_eq!(p.request_id.as_deref(), Some(ID));
+        let p = parse(&format!(
+            "2026-11-21T10:00:03.014Z {ID} Task timed out after 3.00 seconds"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.platform, p.request_id.as_deref()),
+            (Some(PlatformEvent::Timeout), Some(ID))
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! `tracehose process`: files or stdin through the pipeline to NDJSON on stdout, a summary on stderr.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::input::split_input;
+use crate::limits::Limits;
+use crate::output::ndjson::NdjsonSink;
+use crate::output::Sink;
+use crate::pipeline::{Pipeline, UnitError};
+use crate::summary::Summary;
+
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("cannot read: {0}")]
+    Io(#[from] io::Error),
+    #[error("input is larger than {limit} bytes (TRACEHOSE_MAX_INPUT_BYTES)")]
+    TooLarge { limit: usize },
+}
+
+/// Reads all of `reader`, refusing more than `limit` bytes.
+pub fn read_capped(reader: impl Read, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// Runs every input (`-` is stdin) through one pipeline, so that state crosses files as it crosses
+/// deliveries of a warm Lambda. Errors are reported through `report` as they happen; the rest goes on.
+/// Returns the summary, or the first write error to stdout (a closed pipe ends the run).
+pub fn run(inputs: &[PathBuf], limits: Limits, report: &mut dyn FnMut(String)) -> io::Result<Summary> {
+    let stdout = io::stdout();
+    let mut sink = NdjsonSink::new(BufWriter::with_capacity(1 << 16, stdout.lock()));
+    let mut pipeline = Pipeline::new(limits);
+    let mut summary = Summary::default();
+    let default_inputs = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() {
+        &default_inputs[..]
+    } else {
+        inputs
+    };
+    for path in inputs {
+        let name = path.display().to_string();
+        let bytes = match read_input(path, limits.max_input_bytes) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                summary.failed_records += 1;
+                report(format!("{name}: {err}"));
+                continue;
+            }
+        };
+        process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report)?;
+    }
+    sink.flush()?;
+    Ok(summary)
+}
+
+fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if path.as_os_str() == "-" {
+        read_capped(io::stdin().lock(), limit)
+    } else {
+        read_capped(File::open(path)?, limit)
+    }
+}
+
+/// One input's bytes through the pipeline. Decoding problems are reported and counted; a sink error is
+/// returned, since no later record could be written either.
+pub fn process_bytes<S: Sink>(
+    bytes: &[u8],
+    name: &str,
+    pipeline: &mut Pipeline,
+    sink: &mut S,
+    summary: &mut Summary,
+    report: &mut dyn FnMut(String),
+) -> Result<(), S::Error> {
+    let limits = *pipeline.limits();
+    let mut sink_error = None;
+    split_input(bytes, &limits, |unit| {
+        if sink_error.is_some() {
+            return;
+        }
+        let unit = match unit {
+            Ok(unit) => unit,
+            Err(err) => {
+                summary.failed_records += 1;
+                report(format!("{name}: {err}"));
+                return;
+            }
+        };
+        match pipeline.process_unit(unit, &[], sink, summary) {
+            Ok(()) => {}
+            Err(UnitError::Input(err)) => report(format!("{name}: {err}")),
+            Err(UnitError::Sink { source, .. }) => sink_error = Some(source),
+        }
+    });
+    sink_error.map_or(Ok(()), Err)
+}
+
+/// Writes the summary line the way every face of tracehose reports it.
+pub fn print_summary(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
+    writeln!(out, "tracehose: summary {summary}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_reads() {
+        assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), b"abc");
+        assert!(matches!(
+            read_capped(&b"abcd"[..], 3),
+            Err(ReadError::TooLarge { limit: 3 })
+        ));
+    }
+}
