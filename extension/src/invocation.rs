@@ -56,7 +56,8 @@ pub struct Tracker {
     open: VecDeque<Invocation>,
     pub init: Init,
     seen_any: bool,
-    /// Without the Telemetry API nothing ever completes an invocation but the next one starting.
+    /// Whether telemetry has been seen to arrive. Without it nothing completes an invocation but the next one
+    /// starting.
     telemetry: bool,
 }
 

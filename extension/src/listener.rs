@@ -45,6 +45,8 @@ pub fn apply(shared: &Shared, events: Vec<Event>) {
     let mut markers = Vec::new();
     {
         let mut state = shared.lock();
+        // The subscription works: from now on invocations complete by their reports, not by the next one.
+        state.tracker.set_telemetry(true);
         for event in events {
             match event {
                 Event::Function(log) => {

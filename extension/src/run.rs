@@ -25,6 +25,9 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
 const SHUTDOWN_TELEMETRY_WAIT: Duration = Duration::from_millis(500);
 /// A background flush never runs longer than this, even in a long invocation.
 const BACKGROUND_FLUSH_MAX: Duration = Duration::from_secs(5);
+/// How long a subscription that has delivered nothing yet is trusted to start delivering: Lambda buffers for
+/// 25 ms (the setting this extension asks for).
+const TELEMETRY_PROOF_WAIT: Duration = Duration::from_millis(100);
 /// Waiting for `runtimeDone` a little past the deadline lets a timeout's own report arrive.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
 
@@ -102,7 +105,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             Err(error) => diag!("Telemetry API unavailable ({error}); span end times will be estimated"),
         }
     }
-    shared.lock().tracker.set_telemetry(telemetry);
     if config.traces.is_empty() {
         diag!("no trace destination configured (OTEL_EXPORTER_OTLP_ENDPOINT or DT_CONNECTION_BASE_URL): spans are counted, not exported");
     }
@@ -139,7 +141,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     now_nanos(),
                 );
                 print_markers(&markers);
-                if !telemetry {
+                if !shared.lock().tracker.telemetry() {
                     print_markers(&shared.collect_complete(false));
                 }
                 policy.on_invoke(now);
@@ -158,7 +160,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                         }
                     }
                     Mode::End => {
-                        if telemetry {
+                        if telemetry && !shared.lock().tracker.telemetry() {
+                            // Subscribed, but nothing has arrived yet: some emulators (cargo lambda) accept the
+                            // subscription and never deliver. Waiting for runtimeDone from them would hold every
+                            // invocation until its deadline.
+                            wait_until(&shared, |s| s.tracker.telemetry(), now + TELEMETRY_PROOF_WAIT).await;
+                        }
+                        if shared.lock().tracker.telemetry() {
                             let id = request_id.as_str();
                             wait_until(&shared, |s| s.tracker.runtime_done(id), deadline + DEADLINE_GRACE)
                                 .await;
@@ -181,7 +189,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     .unwrap_or(now + Duration::from_millis(1_500))
                     .min(now + Duration::from_secs(2));
                 let deadline = hard.checked_sub(SHUTDOWN_MARGIN).unwrap_or(now).max(now);
-                if telemetry {
+                if shared.lock().tracker.telemetry() {
                     let wait = deadline.min(now + SHUTDOWN_TELEMETRY_WAIT);
                     wait_until(&shared, |s| s.tracker.all_reported(), wait).await;
                 }

@@ -110,7 +110,7 @@ impl Shared {
     ) -> Self {
         Self {
             state: Mutex::new(State {
-                tracker: Tracker::new(true),
+                tracker: Tracker::new(false),
                 own_spans: Vec::new(),
                 function_spans: Vec::new(),
                 span_bytes: 0,

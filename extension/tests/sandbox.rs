@@ -563,3 +563,33 @@ mod hex {
             .collect()
     }
 }
+
+#[tokio::test]
+async fn a_subscription_that_never_delivers_does_not_hold_invocations_until_their_deadline() {
+    let backend = Backend::start().await;
+    let mut sb = Sandbox::start(
+        backend.clone(),
+        options(&[
+            ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
+            ("TRACEHOSE_FLUSH_STRATEGY", "end"),
+        ]),
+    )
+    .await;
+    sb.ready().await;
+    let sent = Instant::now();
+    sb.invoke("silent-1", None, Duration::from_secs(30));
+    let next = sb.wait_next_call(2, Duration::from_secs(10)).await;
+    let next = next.unwrap_or_else(|| panic!("no next; stderr {:?} stdout {:?}", sb.stderr(), sb.stdout()));
+    assert!(next - sent < Duration::from_secs(5), "held for {:?}", next - sent);
+    sb.shutdown("spindown", Duration::from_millis(2000));
+    assert!(sb
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exits")
+        .0
+        .success());
+    assert!(backend
+        .spans()
+        .iter()
+        .any(|s| str_attr(s, "faas.invocation_id").as_deref() == Some("silent-1")));
+}
