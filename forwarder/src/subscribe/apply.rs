@@ -83,6 +83,15 @@ impl Subscriber {
     /// prefix covers it. A report whose action is not a success (see [`Action::is_success`]) is worth an error
     /// from the handler, so that EventBridge retries the invocation.
     pub async fn handle_create_log_group(&self, event: &CreateLogGroupEvent) -> GroupReport {
+        self.handle_event(event, false).await
+    }
+
+    /// [`Self::handle_create_log_group`] without changing anything: what it would do.
+    pub async fn handle_create_log_group_dry_run(&self, event: &CreateLogGroupEvent) -> GroupReport {
+        self.handle_event(event, true).await
+    }
+
+    async fn handle_event(&self, event: &CreateLogGroupEvent, dry_run: bool) -> GroupReport {
         let name = &event.log_group_name;
         let action = if let Some(code) = &event.error_code {
             Some(Action::IgnoredFailedCall {
@@ -94,8 +103,8 @@ impl Subscriber {
             None
         };
         match action {
-            Some(action) => self.group_report(name, false, action),
-            None => self.subscribe_one(name, false).await,
+            Some(action) => self.group_report(name, dry_run, action),
+            None => self.subscribe_one(name, dry_run).await,
         }
     }
 

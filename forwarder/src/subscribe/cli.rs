@@ -1,12 +1,14 @@
 //! `tracehose subscribe`: subscribes existing log groups, by name or by prefix, from a shell or a deploy pipeline.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
 
 use super::apply::{client_from_env, Subscriber};
 use super::error::{ConfigError, SubscribeError};
+use super::event::CreateLogGroupEvent;
 use super::report::RunReport;
 use super::settings::{
     check_log_group_name, RawSettings, SourceNames, SubscribeSettings, DEFAULT_FILTER_NAME,
@@ -55,6 +57,10 @@ pub struct SubscribeArgs {
     /// excluded anyway).
     #[arg(long, value_name = "NAME", env = ENV_OWN_LOG_GROUP, value_delimiter = ',')]
     pub own_log_group: Vec<String>,
+    /// Handle a saved EventBridge `CreateLogGroup` event as the Lambda handler does: subscribe its log group if
+    /// one of the --prefix values covers it. For trying out the automatic subscription.
+    #[arg(long, value_name = "FILE")]
+    pub event: Option<PathBuf>,
     /// Report what would be done without changing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -66,6 +72,13 @@ pub struct SubscribeArgs {
 impl SubscribeArgs {
     /// Validates the arguments into settings, with errors naming the flag (and its environment variable).
     pub fn settings(&self) -> Result<SubscribeSettings, ConfigError> {
+        if self.event.is_some() && self.prefix.is_empty() {
+            return Err(ConfigError::Invalid {
+                source_name: "--event",
+                problem: "needs --prefix: the prefixes decide whether the event's log group is subscribed"
+                    .into(),
+            });
+        }
         for name in &self.log_group {
             check_log_group_name(name).map_err(|problem| ConfigError::Invalid {
                 source_name: "--log-group",
@@ -121,8 +134,24 @@ pub fn main(args: &SubscribeArgs) -> ExitCode {
 /// [`RunReport::succeeded`] into the exit status.
 pub async fn run(args: &SubscribeArgs) -> Result<RunReport, SubscribeError> {
     let settings = args.settings()?;
+    let event = match &args.event {
+        Some(path) => Some(read_event(path)?),
+        None => None,
+    };
     let subscriber = Subscriber::new(client_from_env().await?, settings);
-    let report = if args.prefix.is_empty() {
+    let report = if let Some(event) = event {
+        let group = if args.dry_run {
+            // The event path has no dry run of its own: plan the group as `--log-group` would, if covered.
+            subscriber.handle_create_log_group_dry_run(&event).await
+        } else {
+            subscriber.handle_create_log_group(&event).await
+        };
+        RunReport {
+            destination_arn: args.destination.clone(),
+            dry_run: args.dry_run,
+            log_groups: vec![group],
+        }
+    } else if args.prefix.is_empty() {
         subscriber
             .subscribe_log_groups(&args.log_group, args.dry_run)
             .await
@@ -131,6 +160,16 @@ pub async fn run(args: &SubscribeArgs) -> Result<RunReport, SubscribeError> {
     };
     print_report(&report, args.json);
     Ok(report)
+}
+
+fn read_event(path: &PathBuf) -> Result<CreateLogGroupEvent, ConfigError> {
+    let invalid = |problem: String| ConfigError::Invalid {
+        source_name: "--event",
+        problem: format!("{}: {problem}", path.display()),
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+    CreateLogGroupEvent::parse(&value).map_err(|err| invalid(err.to_string()))
 }
 
 fn print_report(report: &RunReport, json: bool) {
@@ -174,6 +213,25 @@ mod tests {
         assert_eq!(args.log_group, vec!["/a", "/b"]);
         assert_eq!(args.filter_name, DEFAULT_FILTER_NAME);
         assert!(!args.dry_run);
+    }
+
+    #[test]
+    fn event_needs_the_prefixes_that_decide_it() {
+        let without_prefix =
+            parse(&["--destination", LAMBDA, "--log-group", "/a", "--event", "e.json"]).unwrap();
+        let err = without_prefix.settings().unwrap_err().to_string();
+        assert!(err.starts_with("--event: needs --prefix"), "{err}");
+        let args = parse(&["--destination", LAMBDA, "--prefix", "/aws/", "--event", "e.json"]).unwrap();
+        assert_eq!(args.event, Some(PathBuf::from("e.json")));
+    }
+
+    #[test]
+    fn unreadable_event_names_the_flag() {
+        let err = read_event(&PathBuf::from("/nonexistent/event.json")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("--event: /nonexistent/event.json"),
+            "{err}"
+        );
     }
 
     #[test]
