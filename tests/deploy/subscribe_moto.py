@@ -1,0 +1,326 @@
+"""End-to-end test of `tracehose subscribe` against CloudWatch Logs served by a moto server.
+
+Starts moto on 127.0.0.1 with a free port, builds fixtures with boto3 (log groups, destination functions, a
+Firehose stream), runs the real binary, and checks both what it reports and what CloudWatch Logs then holds.
+Ends with the plain 'N passed, N failed' line; exits non-zero when any case failed.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+import boto3
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tracehose"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited early, see {log.name}")
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"moto_server did not answer within 30 s, see {log.name}")
+
+
+class Env:
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.environ = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACEHOSE_"))
+        }
+        self.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        )
+        kw = dict(
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self.logs = boto3.client("logs", **kw)
+        self.iam = boto3.client("iam", **kw)
+        self.awslambda = boto3.client("lambda", **kw)
+        self.s3 = boto3.client("s3", **kw)
+        self.firehose = boto3.client("firehose", **kw)
+
+    def run(self, *args, extra_env=None):
+        env = dict(self.environ)
+        env.update(extra_env or {})
+        proc = subprocess.run(
+            [BINARY, "subscribe", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        return proc
+
+    def run_json(self, *args, expect_code=0):
+        proc = self.run(*args, "--json")
+        assert proc.returncode == expect_code, (
+            f"exit {proc.returncode}, wanted {expect_code}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
+        )
+        report = json.loads(proc.stdout)
+        return {g["log_group"]: g for g in report["log_groups"]}
+
+    def filters(self, group):
+        return self.logs.describe_subscription_filters(logGroupName=group)["subscriptionFilters"]
+
+
+def make_fixtures(env):
+    role = env.iam.create_role(
+        RoleName="fixture-lambda",
+        AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        ),
+    )["Role"]["Arn"]
+    functions = {}
+    for name in ("tracehose", "other-tool"):
+        functions[name] = env.awslambda.create_function(
+            FunctionName=name,
+            Runtime="provided.al2023",
+            Role=role,
+            Handler="bootstrap",
+            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        )["FunctionArn"]
+    env.s3.create_bucket(Bucket="fixture-backup")
+    cwl_role = env.iam.create_role(
+        RoleName="logs-to-firehose",
+        AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        ),
+    )["Role"]["Arn"]
+    stream = env.firehose.create_delivery_stream(
+        DeliveryStreamName="tracehose-logs",
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={"RoleARN": cwl_role, "BucketARN": "arn:aws:s3:::fixture-backup"},
+    )["DeliveryStreamARN"]
+    for group in (
+        "/aws/lambda/app-a",
+        "/aws/lambda/app-b",
+        "/aws/lambda/tracehose",
+        "/ecs/other",
+        "/svc/full",
+        "/svc/dup",
+        "/custom/forwarder",
+        "/custom/app",
+    ):
+        env.logs.create_log_group(logGroupName=group)
+    return functions, stream, cwl_role
+
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+@case
+def prefix_subscribes_matching_groups_but_never_the_forwarders_own(env, fx):
+    fn = fx["functions"]["tracehose"]
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn)
+    assert set(got) == {"/aws/lambda/app-a", "/aws/lambda/app-b", "/aws/lambda/tracehose"}, got
+    assert got["/aws/lambda/app-a"]["action"] == "created", got
+    assert got["/aws/lambda/app-b"]["action"] == "created", got
+    assert got["/aws/lambda/tracehose"]["action"] == "skipped_own_log_group", got
+    for group in ("/aws/lambda/app-a", "/aws/lambda/app-b"):
+        filters = env.filters(group)
+        assert [(f["filterName"], f["destinationArn"]) for f in filters] == [("tracehose", fn)], filters
+    assert env.filters("/aws/lambda/tracehose") == []
+    assert env.filters("/ecs/other") == []
+
+
+@case
+def second_run_changes_nothing(env, fx):
+    fn = fx["functions"]["tracehose"]
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn)
+    assert got["/aws/lambda/app-a"]["action"] == "unchanged", got
+    assert got["/aws/lambda/app-b"]["action"] == "unchanged", got
+    assert len(env.filters("/aws/lambda/app-a")) == 1
+
+
+@case
+def changed_pattern_updates_our_filter_in_place(env, fx):
+    fn = fx["functions"]["tracehose"]
+    got = env.run_json("--log-group", "/aws/lambda/app-a", "--destination", fn, "--filter-pattern", "ERROR")
+    assert got["/aws/lambda/app-a"]["action"] == "updated", got
+    assert got["/aws/lambda/app-a"]["changed"] == ["filter pattern"], got
+    filters = env.filters("/aws/lambda/app-a")
+    assert len(filters) == 1 and filters[0]["filterPattern"] == "ERROR", filters
+
+
+@case
+def dry_run_reports_and_changes_nothing(env, fx):
+    fn = fx["functions"]["tracehose"]
+    env.logs.create_log_group(logGroupName="/aws/lambda/app-c")
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn, "--dry-run")
+    assert got["/aws/lambda/app-c"]["action"] == "created" and got["/aws/lambda/app-c"]["dry_run"], got
+    # app-a carries the pattern of the previous case: the dry run would reset it, and must not.
+    assert got["/aws/lambda/app-a"]["action"] == "updated" and got["/aws/lambda/app-a"]["dry_run"], got
+    assert env.filters("/aws/lambda/app-a")[0]["filterPattern"] == "ERROR"
+    assert env.filters("/aws/lambda/app-c") == []
+    text = env.run("--log-group", "/aws/lambda/app-c", "--destination", fn, "--dry-run")
+    assert text.returncode == 0, text.stderr
+    assert '/aws/lambda/app-c: filter "tracehose" would be created' in text.stdout, text.stdout
+    assert "subscribe (dry run): 1 log groups: 1 created" in text.stdout, text.stdout
+    assert env.filters("/aws/lambda/app-c") == []
+
+
+@case
+def full_group_is_reported_clearly_and_left_alone(env, fx):
+    other = fx["functions"]["other-tool"]
+    for name in ("vendor-a", "vendor-b"):
+        env.logs.put_subscription_filter(
+            logGroupName="/svc/full", filterName=name, filterPattern="", destinationArn=other
+        )
+    proc = env.run("--log-group", "/svc/full", "--destination", fx["functions"]["tracehose"])
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "already has 2 subscription filters (vendor-a, vendor-b)" in proc.stdout, proc.stdout
+    assert "1 at the filter limit" in proc.stdout, proc.stdout
+    assert sorted(f["filterName"] for f in env.filters("/svc/full")) == ["vendor-a", "vendor-b"]
+
+
+@case
+def existing_filter_to_our_destination_is_not_duplicated(env, fx):
+    fn = fx["functions"]["tracehose"]
+    env.logs.put_subscription_filter(logGroupName="/svc/dup", filterName="legacy", filterPattern="", destinationArn=fn)
+    got = env.run_json("--log-group", "/svc/dup", "--destination", fn)
+    assert got["/svc/dup"]["action"] == "subscribed_by_other_filter", got
+    assert [f["filterName"] for f in env.filters("/svc/dup")] == ["legacy"], env.filters("/svc/dup")
+
+
+@case
+def firehose_destination_with_role_and_own_group_from_the_environment(env, fx):
+    args = ["--prefix", "/custom/", "--destination", fx["stream"], "--role-arn", fx["cwl_role"]]
+    proc = env.run(*args, "--json", extra_env={"TRACEHOSE_OWN_LOG_GROUP": "/custom/forwarder"})
+    assert proc.returncode == 0, proc.stderr
+    got = {g["log_group"]: g for g in json.loads(proc.stdout)["log_groups"]}
+    assert got["/custom/forwarder"]["action"] == "skipped_own_log_group", got
+    assert got["/custom/app"]["action"] == "created", got
+    filters = env.filters("/custom/app")
+    assert filters[0]["destinationArn"] == fx["stream"] and filters[0]["roleArn"] == fx["cwl_role"], filters
+    assert env.filters("/custom/forwarder") == []
+
+
+@case
+def firehose_destination_without_role_is_a_configuration_error(env, fx):
+    proc = env.run("--log-group", "/custom/app", "--destination", fx["stream"])
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "--role-arn (TRACEHOSE_SUBSCRIBE_ROLE_ARN)" in proc.stderr, proc.stderr
+
+
+@case
+def missing_log_group_fails_and_names_it(env, fx):
+    got = env.run_json("--log-group", "/does/not/exist", "--destination", fx["functions"]["tracehose"], expect_code=1)
+    assert got["/does/not/exist"]["action"] == "failed", got
+    assert "does not exist" in got["/does/not/exist"]["error"], got
+
+
+@case
+def create_log_group_event_subscribes_covered_groups_only(env, fx):
+    fn = fx["functions"]["tracehose"]
+    env.logs.create_log_group(logGroupName="/aws/lambda/brand-new")
+    env.logs.create_log_group(logGroupName="/elsewhere/new")
+
+    def event(group):
+        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(
+            {
+                "version": "0",
+                "detail-type": "AWS API Call via CloudTrail",
+                "source": "aws.logs",
+                "account": ACCOUNT,
+                "region": REGION,
+                "detail": {
+                    "eventSource": "logs.amazonaws.com",
+                    "eventName": "CreateLogGroup",
+                    "requestParameters": {"logGroupName": group},
+                },
+            },
+            f,
+        )
+        f.close()
+        return f.name
+
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn, "--event", event("/aws/lambda/brand-new"))
+    assert got["/aws/lambda/brand-new"]["action"] == "created", got
+    assert [f["filterName"] for f in env.filters("/aws/lambda/brand-new")] == ["tracehose"]
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn, "--event", event("/elsewhere/new"))
+    assert got["/elsewhere/new"]["action"] == "not_matched", got
+    assert env.filters("/elsewhere/new") == []
+    got = env.run_json("--prefix", "/aws/lambda/", "--destination", fn, "--event", event("/aws/lambda/tracehose"))
+    assert got["/aws/lambda/tracehose"]["action"] == "skipped_own_log_group", got
+    assert env.filters("/aws/lambda/tracehose") == []
+
+
+@case
+def bad_arguments_name_the_flag(env, fx):
+    proc = env.run("--log-group", "/x", "--destination", "not-an-arn")
+    assert proc.returncode == 2 and "--destination" in proc.stderr, (proc.returncode, proc.stderr)
+    proc = env.run("--log-group", "/x", "--prefix", "/y", "--destination", fx["functions"]["tracehose"])
+    assert proc.returncode != 0 and "cannot be used with" in proc.stderr, (proc.returncode, proc.stderr)
+
+
+def main():
+    if not os.access(BINARY, os.X_OK):
+        print(f"subscribe e2e: binary {BINARY} not found", file=sys.stderr)
+        return 2
+    proc, endpoint = start_moto()
+    passed = failed = 0
+    try:
+        env = Env(endpoint)
+        functions, stream, cwl_role = make_fixtures(env)
+        fx = {"functions": functions, "stream": stream, "cwl_role": cwl_role}
+        for fn in CASES:
+            try:
+                fn(env, fx)
+                passed += 1
+                print(f"ok   {fn.__name__}")
+            except Exception:
+                failed += 1
+                print(f"FAIL {fn.__name__}")
+                traceback.print_exc(file=sys.stdout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print(f"subscribe: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
