@@ -3,5 +3,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracehose_forwarder::cli::main()
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    if in_lambda && std::env::args_os().len() == 1 {
+        tracehose_forwarder::lambda::main()
+    } else {
+        tracehose_forwarder::cli::main()
+    }
 }

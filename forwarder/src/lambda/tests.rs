@@ -1,0 +1,126 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+
+use super::*;
+
+fn sample(path: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+fn handler() -> Handler {
+    Handler::new(
+        Pipeline::new(Limits::default()).with_default_region(Some("eu-west-1".into())),
+        None,
+    )
+}
+
+fn records(response: &Value) -> Vec<(String, String, Vec<u8>)> {
+    response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let data = crate::input::decode::base64_decode(r["data"].as_str().unwrap()).unwrap();
+            (
+                r["recordId"].as_str().unwrap().to_owned(),
+                r["result"].as_str().unwrap().to_owned(),
+                data,
+            )
+        })
+        .collect()
+}
+
+fn gunzip(data: &[u8]) -> String {
+    let mut out = String::new();
+    MultiGzDecoder::new(data).read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn transformation_answers_every_record_once() {
+    let event = sample("samples/events/firehose-transformation-streams.json");
+    let response = handler().handle(&event).await.unwrap();
+    let records = records(&response);
+    let parsed: Value = serde_json::from_str(&event).unwrap();
+    let sent: Vec<&str> = parsed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["recordId"].as_str().unwrap())
+        .collect();
+    let answered: Vec<&str> = records.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(answered, sent);
+    let results: Vec<&str> = records.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(results, ["Ok", "Ok", "Dropped", "Ok"]);
+    let first = gunzip(&records[0].2);
+    let lines: Vec<Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["trace_id"] == "5f35ae120c0fec141ab77a00bc047aa2"),
+        "{first}"
+    );
+    assert_eq!(lines[0]["attributes"]["cloud.region"], "eu-west-1");
+}
+
+#[tokio::test]
+async fn hostile_records_fail_alone() {
+    let event = sample("samples/broken/firehose-batch-hostile.json");
+    let response = handler().handle(&event).await.unwrap();
+    let results: Vec<String> = records(&response).into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        results,
+        ["ProcessingFailed"; 5]
+            .into_iter()
+            .chain(["Ok"])
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn warm_state_joins_an_invocation_split_across_invocations() {
+    let mut warm = handler();
+    warm.handle(&sample("samples/events/split-delivery.1.json"))
+        .await
+        .unwrap();
+    // The second delivery's lines carry no request id: only state from the first invocation joins them.
+    let second = sample("samples/events/split-delivery.2.json");
+    let response = warm.handle(&second).await.unwrap();
+    assert_eq!(response["summary"]["joined"], 4, "{response}");
+    let cold = handler().handle(&second).await.unwrap();
+    assert_eq!(
+        cold["summary"]["joined"], 0,
+        "a forwarder without the first delivery knows no trace for it"
+    );
+}
+
+#[tokio::test]
+async fn undecodable_direct_events_are_reported_not_retried() {
+    let response = handler()
+        .handle(&sample("samples/broken/direct-bad-base64.json"))
+        .await
+        .unwrap();
+    assert_eq!(response["summary"]["failed_records"], 1);
+}
+
+#[tokio::test]
+async fn create_log_group_without_subscription_settings_is_ignored_loudly() {
+    let event = r#"{"version":"0","id":"1","detail-type":"AWS API Call via CloudTrail","source":"aws.logs","detail":{"eventSource":"logs.amazonaws.com","eventName":"CreateLogGroup","requestParameters":{"logGroupName":"/aws/lambda/new"}}}"#;
+    let response = handler().handle(event).await.unwrap();
+    assert!(response.get("ignored").is_some(), "{response}");
+}
+
+#[test]
+fn detects_shapes() {
+    let shapes = detect_shapes(
+        sample("samples/events/firehose-http-json-format.json").as_bytes(),
+        &Limits::default(),
+    );
+    assert_eq!(shapes, [Shape::FirehoseHttpEndpoint]);
+}
