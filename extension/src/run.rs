@@ -25,6 +25,8 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
 const SHUTDOWN_TELEMETRY_WAIT: Duration = Duration::from_millis(500);
 /// A background flush never runs longer than this, even in a long invocation.
 const BACKGROUND_FLUSH_MAX: Duration = Duration::from_secs(5);
+/// Drain budget when the Extensions API disappears: no deadline is known, Lambda's own shutdown budget is 2 s.
+const API_LOST_DRAIN: Duration = Duration::from_millis(1_000);
 /// How long a subscription that has delivered nothing yet is trusted to start delivering: Lambda buffers for
 /// 25 ms (the setting this extension asks for).
 const TELEMETRY_PROOF_WAIT: Duration = Duration::from_millis(100);
@@ -40,6 +42,7 @@ pub enum RunError {
 }
 
 pub async fn run(config: Config) -> Result<(), RunError> {
+    let started = Instant::now();
     for error in &config.errors {
         diag!("configuration: {error}");
     }
@@ -105,6 +108,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             Err(error) => diag!("Telemetry API unavailable ({error}); span end times will be estimated"),
         }
     }
+    if config.verbose {
+        diag!(
+            "registered as {} (telemetry subscription {}) {} µs after start",
+            config.extension_name,
+            if telemetry { "accepted" } else { "unavailable" },
+            started.elapsed().as_micros()
+        );
+    }
     if config.traces.is_empty() {
         diag!("no trace destination configured (OTEL_EXPORTER_OTLP_ENDPOINT or DT_CONNECTION_BASE_URL): spans are counted, not exported");
     }
@@ -122,7 +133,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         let event = match api.next().await {
             Ok(event) => event,
             Err(error) => {
+                // The API is gone (or broken): the backend may still be there, so drain briefly anyway.
                 api.report_error(false, "Extension.NextFailed").await;
+                let deadline = Instant::now() + API_LOST_DRAIN;
+                drain(&shared, &exporter, background.take(), deadline, "API lost").await;
                 return Err(error.into());
             }
         };
@@ -193,22 +207,33 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                     let wait = deadline.min(now + SHUTDOWN_TELEMETRY_WAIT);
                     wait_until(&shared, |s| s.tracker.all_reported(), wait).await;
                 }
-                print_markers(&shared.collect_complete(true));
-                // A background flush may hold a payload mid-send; its queue keeps it, so stopping it loses nothing.
-                if let Some(task) = background.take() {
-                    task.abort();
-                    let _ = task.await;
-                }
-                exporter.flush(deadline, true, true).await;
-                let left = exporter.pending().await;
-                diag!(
-                    "shutdown ({reason}): {} payloads_undelivered={left}",
-                    shared.stats.summary()
-                );
+                drain(&shared, &exporter, background.take(), deadline, &reason).await;
                 return Ok(());
             }
         }
     }
+}
+
+/// Completes every invocation, sends everything left until `deadline` and prints the summary.
+async fn drain(
+    shared: &Shared,
+    exporter: &Exporter,
+    background: Option<JoinHandle<()>>,
+    deadline: Instant,
+    reason: &str,
+) {
+    print_markers(&shared.collect_complete(true));
+    // A background flush may hold a payload mid-send; its queue keeps it, so stopping it loses nothing.
+    if let Some(task) = background {
+        task.abort();
+        let _ = task.await;
+    }
+    exporter.flush(deadline, true, true).await;
+    let left = exporter.pending().await;
+    diag!(
+        "shutdown ({reason}): {} payloads_undelivered={left}",
+        shared.stats.summary()
+    );
 }
 
 /// Waits until `done` holds or `deadline` passes, woken by every telemetry batch.
