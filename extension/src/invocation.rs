@@ -11,6 +11,8 @@ use crate::telemetry::{Event, PlatformSpan, ReportMetrics, Status};
 
 /// Open invocations kept at most; only a platform that stops sending reports could fill this.
 const MAX_OPEN: usize = 64;
+/// Completed request ids remembered, so that a late `INVOKE` or duplicate event does not open them again.
+const MAX_DONE: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct Ending {
@@ -54,6 +56,7 @@ pub struct Init {
 #[derive(Debug)]
 pub struct Tracker {
     open: VecDeque<Invocation>,
+    done: VecDeque<String>,
     pub init: Init,
     seen_any: bool,
     /// Whether telemetry has been seen to arrive. Without it nothing completes an invocation but the next one
@@ -68,6 +71,7 @@ impl Tracker {
     pub fn new(telemetry: bool) -> Self {
         Self {
             open: VecDeque::new(),
+            done: VecDeque::new(),
             init: Init::default(),
             seen_any: false,
             telemetry,
@@ -90,6 +94,10 @@ impl Tracker {
         function_arn: Option<String>,
         now: u64,
     ) -> Markers {
+        if self.is_done(request_id) {
+            // All of its telemetry came first, newest first: it is complete and its marker printed.
+            return Vec::new();
+        }
         if !self.telemetry {
             // One environment runs one invocation at a time: a new one means the previous ones are over.
             for inv in self.open.iter_mut().filter(|i| i.request_id != request_id) {
@@ -116,6 +124,15 @@ impl Tracker {
     /// A Telemetry API event; returns the markers that became due.
     pub fn on_event(&mut self, event: Event) -> Markers {
         let mut markers = Vec::new();
+        let late = match &event {
+            Event::Start { request_id, .. }
+            | Event::RuntimeDone { request_id, .. }
+            | Event::Report { request_id, .. } => self.is_done(request_id),
+            _ => false,
+        };
+        if late {
+            return markers;
+        }
         match event {
             Event::InitStart { time } => self.init.start = self.init.start.or(time),
             Event::InitEnd {
@@ -181,8 +198,14 @@ impl Tracker {
     }
 
     pub fn runtime_done(&self, request_id: &str) -> bool {
-        self.find(request_id)
-            .is_some_and(|i| i.runtime_done.is_some() || i.report.is_some())
+        self.is_done(request_id)
+            || self
+                .find(request_id)
+                .is_some_and(|i| i.runtime_done.is_some() || i.report.is_some())
+    }
+
+    fn is_done(&self, request_id: &str) -> bool {
+        self.done.iter().any(|id| id == request_id)
     }
 
     /// Whether every open invocation has its report, so nothing more is expected from the platform.
@@ -226,6 +249,10 @@ impl Tracker {
                     inv.trace_id = Some(ids::trace_id());
                     markers.extend(marker(&mut inv));
                 }
+                if self.done.len() == MAX_DONE {
+                    self.done.pop_front();
+                }
+                self.done.push_back(inv.request_id.clone());
                 done.push(inv);
             } else {
                 keep.push_back(inv);
@@ -367,6 +394,24 @@ mod tests {
         assert_eq!(t.open_count(), 0);
         t.on_invoke("r2", None, None, 5);
         assert!(!t.find("r2").unwrap().coldstart);
+    }
+
+    #[test]
+    fn a_late_invoke_does_not_reopen_a_completed_invocation() {
+        let mut t = Tracker::new(true);
+        let start = Event::Start {
+            time: Some(2),
+            request_id: "r1".into(),
+            tracing: Some(XRAY.into()),
+        };
+        t.on_event(report("r1"));
+        assert_eq!(t.on_event(start.clone()).len(), 1);
+        assert_eq!(t.take_complete(false).0.len(), 1);
+        assert!(t.on_invoke("r1", Some(XRAY), None, 5).is_empty());
+        assert!(t.on_event(start).is_empty());
+        assert!(t.on_event(report("r1")).is_empty());
+        assert!(t.runtime_done("r1"));
+        assert_eq!(t.open_count(), 0);
     }
 
     #[test]
