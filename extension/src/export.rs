@@ -54,7 +54,8 @@ impl Exporter {
         let mut errors = Vec::new();
         if span_count > 0 {
             if outboxes.traces.is_empty() {
-                Stats::add(&stats.spans_failed, span_count);
+                // Announced once at start; not a loss to report on every flush.
+                Stats::add(&stats.spans_unexported, span_count);
             } else {
                 let request = ExportTraceServiceRequest { resource_spans };
                 let pushed = outboxes.traces.push(&request, span_count);
@@ -65,7 +66,7 @@ impl Exporter {
         }
         if log_count > 0 {
             if outboxes.logs.is_empty() {
-                Stats::add(&stats.logs_failed, log_count);
+                Stats::add(&stats.logs_unexported, log_count);
             } else {
                 let request = ExportLogsServiceRequest { resource_logs };
                 let pushed = outboxes.logs.push(&request, log_count);

@@ -28,9 +28,12 @@ pub struct Stats {
     pub spans_dropped: AtomicU64,
     pub spans_exported: AtomicU64,
     pub spans_failed: AtomicU64,
+    /// Spans with no destination configured to send them to.
+    pub spans_unexported: AtomicU64,
     pub logs_dropped: AtomicU64,
     pub logs_exported: AtomicU64,
     pub logs_failed: AtomicU64,
+    pub logs_unexported: AtomicU64,
 }
 
 impl Stats {
@@ -59,16 +62,19 @@ impl Stats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "spans_exported={} spans_received={} spans_dropped_buffer_full={} spans_failed={} spans_rejected={} \
-             logs_exported={} logs_dropped_buffer_full={} logs_failed={} telemetry_batches={} \
+             spans_no_destination={} logs_exported={} logs_dropped_buffer_full={} logs_failed={} \
+             logs_no_destination={} telemetry_batches={} \
              telemetry_unparseable={} telemetry_oversize={} telemetry_items_unusable={} platform_logs_dropped={}",
             g(&self.spans_exported),
             g(&self.spans_received),
             g(&self.spans_dropped),
             g(&self.spans_failed),
             g(&self.spans_rejected),
+            g(&self.spans_unexported),
             g(&self.logs_exported),
             g(&self.logs_dropped),
             g(&self.logs_failed),
+            g(&self.logs_unexported),
             g(&self.telemetry_batches),
             g(&self.telemetry_unparseable),
             g(&self.telemetry_oversize),
