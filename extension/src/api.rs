@@ -1,9 +1,10 @@
 //! The Lambda Extensions API and the Telemetry API subscription, spoken directly over HTTP.
 //!
-//! Why not the `lambda-extension` crate: its event loop calls `next` on its own schedule and its telemetry
-//! processor answers and parses batches its own way, while this extension must decide exactly when to call
-//! `next` (after `runtimeDone` and a bounded flush, or at once in periodic mode), must answer 200 to batches it
-//! cannot parse and must bound every body; the crate also adds tower layers to a binary that has to stay small.
+//! Why not the `lambda-extension` crate: it deserializes each telemetry batch into its own typed records as a
+//! whole, with `function` records as strings only (the JSON log format sends objects), so one record it does
+//! not know costs the entire batch; and this extension must decide exactly when to call `next` (after
+//! `runtimeDone` and a bounded flush, or at once in periodic mode) and bound every body itself. The raw API is
+//! three small calls, and skipping the crate keeps its tower layers out of a binary that must stay small.
 
 use std::time::Duration;
 

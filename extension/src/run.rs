@@ -116,6 +116,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             started.elapsed().as_micros()
         );
     }
+    if config.ship_logs && config.logs.is_empty() {
+        diag!("TRACEHOSE_SHIP_LOGS is on but no log destination is configured: log records are counted, not exported");
+    }
     if config.traces.is_empty() {
         diag!("no trace destination configured (OTEL_EXPORTER_OTLP_ENDPOINT or DT_CONNECTION_BASE_URL): spans are counted, not exported");
     }
