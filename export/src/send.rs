@@ -111,17 +111,19 @@ pub async fn send(
             return Err(unavailable(name, attempts, "deadline reached".into(), None));
         };
         attempts += 1;
-        let (class, reason) = attempt(client, destination, payload, destination.timeout.min(left)).await;
-        let retry_after = match class {
-            Class::Delivered => return Ok(()),
-            Class::Permanent => {
-                let status = reason.parse().unwrap_or(0);
+        let answer = attempt(client, destination, payload, destination.timeout.min(left)).await;
+        let (retry_after, reason) = match answer {
+            Answer::Status(_, Class::Delivered) => return Ok(()),
+            Answer::Status(status, Class::Permanent) => {
                 return Err(ExportError::Rejected {
                     destination: name,
                     status,
                 });
             }
-            Class::Retryable { retry_after } => retry_after,
+            Answer::Status(status, Class::Retryable { retry_after }) => {
+                (retry_after, format!("HTTP {status}"))
+            }
+            Answer::Transport(reason) => (None, reason),
         };
         if attempts >= policy.max_attempts {
             return Err(unavailable(name, attempts, reason, retry_after));
@@ -148,14 +150,19 @@ fn unavailable(
     }
 }
 
-/// One request. The reason is the status code for HTTP answers, else the transport error without its URL
-/// (URLs may carry credentials in their query).
+/// How one request ended.
+enum Answer {
+    Status(u16, Class),
+    /// No HTTP answer: the transport error, without its URL (URLs may carry credentials in their query).
+    Transport(String),
+}
+
 async fn attempt(
     client: &reqwest::Client,
     destination: &Destination,
     payload: &Payload,
     timeout: Duration,
-) -> (Class, String) {
+) -> Answer {
     let mut request = client
         .post(&destination.url)
         .headers(destination.headers.clone())
@@ -180,12 +187,9 @@ async fn attempt(
                     break;
                 }
             }
-            (classify(status, retry_after.as_deref()), status.to_string())
+            Answer::Status(status, classify(status, retry_after.as_deref()))
         }
-        Err(error) => (
-            Class::Retryable { retry_after: None },
-            error.without_url().to_string(),
-        ),
+        Err(error) => Answer::Transport(error.without_url().to_string()),
     }
 }
 
