@@ -308,6 +308,38 @@ mod tests {
         assert!(matches!(&events[5], Event::Function(log) if log.request_id.as_deref() == Some("r-1")));
     }
 
+    /// Every truncation and many byte substitutions of a valid batch, through the parser, the tracker and the
+    /// span builder: whatever the platform (or an attacker on the listener) sends, nothing panics.
+    #[test]
+    fn mutated_batches_never_panic() {
+        use crate::invocation::Tracker;
+        use crate::spans::{invocation_spans, FunctionInfo};
+        let valid = br#"[{"time":"2026-11-21T10:00:00.100Z","type":"platform.start","record":{"requestId":"r-1","tracing":{"value":"Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Parent=2be948a625588e32"}}},{"time":"2026-11-21T10:00:00.200Z","type":"platform.runtimeDone","record":{"requestId":"r-1","status":"timeout","metrics":{"durationMs":99.5},"spans":[{"name":"responseLatency","start":"2026-11-21T10:00:00.101Z","durationMs":98.0}]}},{"time":"2026-11-21T10:00:00.300Z","type":"platform.report","record":{"requestId":"r-1","status":"success","metrics":{"durationMs":-1,"billedDurationMs":1e300,"memorySizeMB":"x","initDurationMs":50.5}}}]"#;
+        let replacements = [
+            b'0', b'9', b'"', b'{', b'}', b'[', b']', b'-', b'e', b':', b',', 0xff,
+        ];
+        let mut tracker = Tracker::new(true);
+        let mut check = |body: &[u8]| {
+            if let Ok((events, _)) = parse_batch(body) {
+                for event in events {
+                    tracker.on_event(event);
+                }
+                let (done, _) = tracker.take_complete(true);
+                for inv in &done {
+                    let _ = invocation_spans(inv, &tracker.init, &FunctionInfo::default());
+                }
+            }
+        };
+        for cut in 0..valid.len() {
+            check(&valid[..cut]);
+        }
+        for (i, replacement) in (0..valid.len()).flat_map(|i| replacements.iter().map(move |r| (i, *r))) {
+            let mut body = valid.to_vec();
+            body[i] = replacement;
+            check(&body);
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(parse_batch(b"{").is_err());

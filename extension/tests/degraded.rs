@@ -237,3 +237,50 @@ async fn a_subscription_that_never_delivers_does_not_hold_invocations_until_thei
         .iter()
         .any(|s| str_attr(s, "faas.invocation_id").as_deref() == Some("silent-1")));
 }
+
+#[tokio::test]
+async fn auto_mode_switches_to_background_flushing_when_invocations_come_often() {
+    let backend = Backend::start().await;
+    let mut sb = Sandbox::start(
+        backend.clone(),
+        options(&[
+            ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
+            ("TRACEHOSE_FLUSH_STRATEGY", "auto"),
+        ]),
+    )
+    .await;
+    sb.ready().await;
+    for i in 0..10 {
+        invocation(
+            &sb,
+            i + 2,
+            &format!("busy-{i}"),
+            None,
+            "success",
+            None,
+            None,
+            None,
+        )
+        .await;
+    }
+    // The eleventh comes within the window: the extension no longer waits for runtimeDone.
+    sb.invoke("busy-10", None, Duration::from_secs(30));
+    sb.wait_next_call(12, Duration::from_secs(5))
+        .await
+        .expect("next called before runtimeDone in periodic mode");
+    sb.shutdown("spindown", Duration::from_millis(2000));
+    assert!(sb
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exits")
+        .0
+        .success());
+    let mut ids: Vec<String> = backend
+        .spans()
+        .iter()
+        .filter_map(|s| str_attr(s, "faas.invocation_id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 11, "{ids:?}");
+}
