@@ -30,6 +30,8 @@ const API_LOST_DRAIN: Duration = Duration::from_millis(1_000);
 /// How long a subscription that has delivered nothing yet is trusted to start delivering: Lambda buffers for
 /// 25 ms (the setting this extension asks for).
 const TELEMETRY_PROOF_WAIT: Duration = Duration::from_millis(100);
+/// The end-of-invocation flush stops this long before the invocation's deadline.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 /// Waiting for `runtimeDone` a little past the deadline lets a timeout's own report arrive.
 const DEADLINE_GRACE: Duration = Duration::from_millis(200);
 
@@ -189,7 +191,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                                 .await;
                         }
                         let done = Instant::now();
-                        exporter.flush(done + config.flush_timeout, false, false).await;
+                        // The invoke phase lasts until every extension calls next: a flush that ran past the
+                        // function's deadline would turn a success into a timeout.
+                        let budget_end = (done + config.flush_timeout)
+                            .min(deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(done));
+                        if budget_end > done {
+                            exporter.flush(budget_end, false, false).await;
+                        }
                         policy.flushed(Instant::now());
                         if shared.verbose {
                             diag!(

@@ -284,3 +284,49 @@ async fn auto_mode_switches_to_background_flushing_when_invocations_come_often()
     ids.dedup();
     assert_eq!(ids.len(), 11, "{ids:?}");
 }
+
+#[tokio::test]
+async fn the_flush_never_runs_past_the_invocation_deadline() {
+    let backend = Backend::start().await;
+    backend.set_mode(HANGING);
+    // A generous flush budget: only the invocation's deadline can cut this flush short.
+    let mut sb = Sandbox::start(
+        backend.clone(),
+        options(&[
+            ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
+            ("TRACEHOSE_FLUSH_STRATEGY", "end"),
+            ("TRACEHOSE_FLUSH_TIMEOUT_MS", "3000"),
+        ]),
+    )
+    .await;
+    sb.ready().await;
+    // Before any export has failed: no back-off yet, the next flush really goes to the hanging backend.
+    sb.telemetry(json!([report("previous", epoch_ms(), 20, "success", None)]))
+        .await;
+
+    let invoked = Instant::now();
+    let start_ms = epoch_ms();
+    sb.invoke("short", None, Duration::from_millis(600));
+    sb.telemetry(json!([platform_start("short", start_ms, None)]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sb.telemetry(json!([runtime_done("short", start_ms, 300, "success", None)]))
+        .await;
+    let next = sb.wait_next_call(2, Duration::from_secs(10)).await.expect("next");
+    assert!(
+        next - invoked < Duration::from_millis(1500),
+        "flush ran past the deadline: {:?}",
+        next - invoked
+    );
+    assert!(
+        backend.attempts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the flush did try to send"
+    );
+    sb.shutdown("spindown", Duration::from_millis(500));
+    assert!(sb
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exits")
+        .0
+        .success());
+}
