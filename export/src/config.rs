@@ -77,8 +77,10 @@ pub enum ConfigError {
     BadTimeout { var: String },
     #[error("{var} is set but {missing} is not")]
     Incomplete { var: String, missing: String },
-    #[error("{var}: secrets from AWS Secrets Manager are not supported here; set the token itself")]
-    SecretArnUnsupported { var: String },
+    /// The caller resolves `*_SECRET_ARN` variables into the variables they name before calling this module;
+    /// this one was not (the secret could not be read, or the caller does not resolve secrets).
+    #[error("{var} is set but the secret it names was not read into {target}")]
+    SecretUnresolved { var: String, target: String },
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,7 +156,10 @@ pub fn dynatrace_from_env(
         "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
     ] {
         if non_empty(env(var)).is_some() && non_empty(env(TOKEN)).is_none() {
-            return Err(ConfigError::SecretArnUnsupported { var: var.into() });
+            return Err(ConfigError::SecretUnresolved {
+                var: var.into(),
+                target: TOKEN.into(),
+            });
         }
     }
     let Some(base) = non_empty(env(BASE)) else {
@@ -368,7 +373,7 @@ mod tests {
         ]);
         assert!(matches!(
             dynatrace_from_env(Signal::Traces, &arn),
-            Err(ConfigError::SecretArnUnsupported { .. })
+            Err(ConfigError::SecretUnresolved { .. })
         ));
     }
 

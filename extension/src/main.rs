@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-use tracehose_extension::config::Config;
 use tracehose_extension::{diag, run};
 
 fn main() -> ExitCode {
@@ -12,7 +11,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(Config::from_env())) {
+    match runtime.block_on(run::run_from_env()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             diag!("stopping: {error}");

@@ -17,7 +17,7 @@ use crate::flush::{FlushPolicy, Mode};
 use crate::outbox::Outbox;
 use crate::spans::FunctionInfo;
 use crate::state::{print_markers, Shared, State};
-use crate::{listener, receiver, server};
+use crate::{listener, receiver, secrets, server};
 
 /// Lambda gives all external extensions 2,000 ms at shutdown; stop this much before the deadline.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
@@ -43,12 +43,27 @@ pub enum RunError {
     Client(#[from] reqwest::Error),
 }
 
-pub async fn run(config: Config) -> Result<(), RunError> {
+/// Reads the configuration (resolving `*_SECRET_ARN` variables first) and runs until shutdown.
+pub async fn run_from_env() -> Result<(), RunError> {
     let started = Instant::now();
+    let client = tracehose_export::http_client()?;
+    let wanted = secrets::wanted(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()));
+    let process_env = |name: &str| std::env::var(name).ok();
+    let (values, errors) = if wanted.is_empty() {
+        Default::default()
+    } else {
+        secrets::resolve(&client, &process_env, &wanted).await
+    };
+    let lookup = |name: &str| values.get(name).cloned().or_else(|| std::env::var(name).ok());
+    let mut config = Config::from_lookup(&lookup);
+    config.errors.extend(errors.iter().map(ToString::to_string));
+    run(client, config, started).await
+}
+
+pub async fn run(client: reqwest::Client, config: Config, started: Instant) -> Result<(), RunError> {
     for error in &config.errors {
         diag!("configuration: {error}");
     }
-    let client = tracehose_export::http_client()?;
     let function = FunctionInfo {
         name: config.function_name.clone(),
         version: config.function_version.clone(),

@@ -312,3 +312,87 @@ async fn telemetry_in_any_order_and_both_destinations() {
         "the token must never be printed"
     );
 }
+
+#[tokio::test]
+async fn the_dynatrace_token_comes_from_secrets_manager_with_a_signed_request() {
+    let backend = Backend::start().await;
+    let secrets = SecretsManager::start("dt0c01.from-the-secret").await;
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:tracehose/dt-token-AbCdEf";
+    let url = backend.url.clone();
+    let mut sb = Sandbox::start(
+        backend.clone(),
+        options(&[
+            ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ("DT_CONNECTION_BASE_URL", &url),
+            ("DT_CONNECTION_AUTH_TOKEN_SECRET_ARN", arn),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", &secrets.url),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            ),
+            ("AWS_SESSION_TOKEN", "session-token"),
+        ]),
+    )
+    .await;
+    sb.ready().await;
+    invocation(&sb, 2, "with-secret", None, "success", None, None, None).await;
+    sb.shutdown("spindown", Duration::from_millis(2000));
+    assert!(sb
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exits")
+        .0
+        .success());
+
+    let asked = secrets.recorded();
+    assert_eq!(asked.len(), 1, "read once at start");
+    let request = &asked[0];
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&request.body).unwrap(),
+        json!({ "SecretId": arn })
+    );
+    let header = |name: &str| request.headers.get(name).cloned().unwrap_or_default();
+    assert_eq!(header("x-amz-target"), "secretsmanager.GetSecretValue");
+    assert_eq!(header("x-amz-security-token"), "session-token");
+    // Verify the signature as the service would: from the headers that actually arrived.
+    let signed_names = [
+        "content-type",
+        "host",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-target",
+    ];
+    let received: Vec<(String, String)> = signed_names.iter().map(|n| (n.to_string(), header(n))).collect();
+    let (canonical, signed) = tracehose_extension::sigv4::canonical_request(
+        "POST",
+        "/",
+        "",
+        &received,
+        &tracehose_extension::sigv4::sha256_hex(&request.body),
+    );
+    let credentials = tracehose_extension::sigv4::Credentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+    };
+    let expected = tracehose_extension::sigv4::authorization(
+        &credentials,
+        &header("x-amz-date"),
+        "eu-west-1",
+        "secretsmanager",
+        &canonical,
+        &signed,
+    );
+    assert_eq!(header("authorization"), expected);
+
+    let exports = backend.recorded("/api/v2/otlp/v1/traces");
+    assert!(!exports.is_empty());
+    assert!(exports
+        .iter()
+        .all(|r| r.headers.get("authorization").map(String::as_str)
+            == Some("Api-Token dt0c01.from-the-secret")));
+    let output = format!("{:?}{:?}", sb.stdout(), sb.stderr());
+    assert!(!output.contains("from-the-secret"), "secrets never printed");
+}

@@ -31,9 +31,11 @@ use tokio::sync::{mpsc, Notify};
 
 mod helpers;
 mod records;
+mod secrets;
 
 pub use helpers::*;
 pub use records::*;
+pub use secrets::*;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_tracehose-extension");
 
