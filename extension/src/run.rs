@@ -278,8 +278,29 @@ async fn wait_until(shared: &Shared, done: impl Fn(&State) -> bool, deadline: In
 }
 
 /// The API's deadlines are epoch milliseconds; timers need instants.
+/// A deadline already past when the event arrives is not one: emulators (cargo lambda) send such values, and
+/// trusting them would skip every flush.
 fn deadline_instant(deadline_ms: Option<u64>, now: Instant) -> Option<Instant> {
     let deadline_ms = deadline_ms?;
     let now_ms = now_nanos() / 1_000_000;
-    Some(now + Duration::from_millis(deadline_ms.saturating_sub(now_ms).min(86_400_000)))
+    let left = deadline_ms.checked_sub(now_ms).filter(|left| *left > 0)?;
+    Some(now + Duration::from_millis(left.min(86_400_000)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_in_the_past_are_unknown() {
+        let now = Instant::now();
+        let now_ms = now_nanos() / 1_000_000;
+        assert!(
+            deadline_instant(Some(now_ms + 60_000), now).is_some_and(|d| d > now + Duration::from_secs(50))
+        );
+        assert!(deadline_instant(Some(now_ms.saturating_sub(5)), now).is_none());
+        assert!(deadline_instant(Some(0), now).is_none());
+        assert!(deadline_instant(None, now).is_none());
+        assert!(deadline_instant(Some(u64::MAX), now).is_some_and(|d| d <= now + Duration::from_secs(86_400)));
+    }
 }
