@@ -70,7 +70,7 @@ pub fn authorization(
     canonical: &str,
     signed_headers: &str,
 ) -> String {
-    let date = &amz_date[..amz_date.len().min(8)];
+    let date = amz_date.get(..8).unwrap_or(amz_date);
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
