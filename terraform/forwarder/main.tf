@@ -49,6 +49,12 @@ module "iam" {
   tracing                         = var.tracing
 }
 
+module "events" {
+  count              = local.auto_subscribe ? 1 : 0
+  source             = "../internal/events"
+  subscribe_prefixes = var.subscribe_prefixes
+}
+
 resource "aws_cloudwatch_log_group" "function" {
   # checkov:skip=CKV_AWS_338:The forwarder's own diagnostics, not the forwarded data (that lives in the backends); retention is the log_retention_days variable, 30 days by default to keep cost in line.
   name              = module.names.function_log_group_name
@@ -143,19 +149,11 @@ resource "aws_lambda_function_url" "this" {
 }
 
 resource "aws_cloudwatch_event_rule" "new_log_groups" {
-  count       = local.auto_subscribe ? 1 : 0
-  name        = module.names.new_log_group_rule_name
-  description = "New log groups under ${join(", ", var.subscribe_prefixes)}, for tracehose to subscribe"
-  event_pattern = jsonencode({
-    source        = ["aws.logs"]
-    "detail-type" = ["AWS API Call via CloudTrail"]
-    detail = {
-      eventSource       = ["logs.amazonaws.com"]
-      eventName         = ["CreateLogGroup"]
-      requestParameters = { logGroupName = [for p in var.subscribe_prefixes : { prefix = p }] }
-    }
-  })
-  tags = var.tags
+  count         = local.auto_subscribe ? 1 : 0
+  name          = module.names.new_log_group_rule_name
+  description   = "New log groups under ${join(", ", var.subscribe_prefixes)}, for tracehose to subscribe"
+  event_pattern = module.events[0].new_log_group_event_pattern
+  tags          = var.tags
 }
 
 resource "aws_cloudwatch_event_target" "new_log_groups" {
