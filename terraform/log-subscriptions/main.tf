@@ -78,5 +78,13 @@ resource "aws_cloudwatch_log_account_policy" "subscriptions" {
   policy_document    = module.iam.account_policy_document
   selection_criteria = module.iam.selection_criteria
 
+  lifecycle {
+    # An account policy with no exclusion would subscribe the forwarder's own log group: a loop.
+    precondition {
+      condition     = length(local.excluded) > 0
+      error_message = "account_policy subscribes every log group: list the forwarder's own log group in excluded_log_group_names."
+    }
+  }
+
   depends_on = [aws_iam_role_policy.logs]
 }
