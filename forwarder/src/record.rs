@@ -54,7 +54,7 @@ pub struct LogRecord {
     pub severity: Severity,
     pub trace_id: Option<TraceId>,
     pub span_id: Option<SpanId>,
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     pub join: Option<Join>,
     pub source: Arc<Source>,
     /// Set for Lambda platform lines (START, REPORT, ...).

@@ -82,8 +82,18 @@ fn nibble(c: u8) -> Option<u8> {
     }
 }
 
+/// Formats through a stack buffer: ids are written for every log line, and per-byte `write!` costs more
+/// than the rest of the record's serialisation.
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (pair, byte) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    let hex = &buf[..bytes.len() * 2];
+    // Only ASCII hex digits were written.
+    f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)
 }
 
 impl fmt::Display for TraceId {

@@ -13,6 +13,10 @@
 
 mod cache;
 
+use std::collections::HashMap;
+
+use std::sync::Arc;
+
 use tracehose_tracecontext::{SpanId, TraceId};
 
 use self::cache::BoundedMap;
@@ -34,7 +38,7 @@ struct StreamState {
 
 #[derive(Debug)]
 struct OpenInvocation {
-    request_id: String,
+    request_id: Arc<str>,
     started_ms: i64,
 }
 
@@ -73,7 +77,7 @@ pub struct Resolution {
     pub span_id: Option<SpanId>,
     pub join: Option<Join>,
     /// The line's request id, its own or its bracket's.
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     pub cold_start: Option<bool>,
 }
 
@@ -117,12 +121,13 @@ impl Correlator {
             log_group,
         };
         // Distinct invocations of this payload, so each is looked up once.
-        let mut local: Vec<String> = Vec::new();
+        let mut local = Interner::default();
         let mut line_invocation: Vec<Option<usize>> = Vec::with_capacity(lines.len());
         for line in lines {
             let invocation = scope.observe(&mut stream, line);
-            line_invocation.push(invocation.map(|id| intern(&mut local, id)));
+            line_invocation.push(invocation.map(|id| local.intern(id)));
         }
+        let local = local.ids;
         let known: Vec<Invocation> = local.iter().map(|id| scope.get(id)).collect();
         self.streams.insert(stream_key, stream);
 
@@ -132,7 +137,7 @@ impl Correlator {
             .map(|(line, invocation)| {
                 let mut resolution = own_only(line.parsed);
                 if let Some(i) = invocation {
-                    resolution.request_id = Some(local[i].clone());
+                    resolution.request_id = Some(Arc::clone(&local[i]));
                     resolution.cold_start = known[i].cold_start;
                     if resolution.trace_id.is_none() {
                         if let Some((join, context)) = known[i].trace {
@@ -180,20 +185,20 @@ impl Scope<'_> {
 
     /// Pass one for a line: updates the stream's bracket and what is known of the line's invocation, and
     /// returns that invocation's request id.
-    fn observe(&mut self, stream: &mut StreamState, line: &Line<'_>) -> Option<String> {
+    fn observe(&mut self, stream: &mut StreamState, line: &Line<'_>) -> Option<Arc<str>> {
         let parsed = line.parsed;
         match parsed.platform {
             Some(PlatformEvent::InitStart | PlatformEvent::RestoreStart) => stream.cold_pending = true,
             Some(PlatformEvent::Start) => {
                 if let Some(id) = &parsed.request_id {
                     stream.open.retain(|o| {
-                        line.timestamp_ms - o.started_ms <= MAX_INVOCATION_MS && &o.request_id != id
+                        line.timestamp_ms - o.started_ms <= MAX_INVOCATION_MS && o.request_id != *id
                     });
                     if stream.open.len() >= MAX_OPEN_PER_STREAM {
                         stream.open.remove(0);
                     }
                     stream.open.push(OpenInvocation {
-                        request_id: id.clone(),
+                        request_id: Arc::clone(id),
                         started_ms: line.timestamp_ms,
                     });
                     let cold = std::mem::take(&mut stream.cold_pending);
@@ -204,15 +209,15 @@ impl Scope<'_> {
             _ => {}
         }
         let request_id = match &parsed.request_id {
-            Some(id) => Some(id.clone()),
+            Some(id) => Some(Arc::clone(id)),
             None => match stream.open.as_slice() {
-                [only] => Some(only.request_id.clone()),
+                [only] => Some(Arc::clone(&only.request_id)),
                 _ => None,
             },
         };
         if matches!(parsed.platform, Some(PlatformEvent::End | PlatformEvent::Report)) {
             if let Some(id) = &request_id {
-                stream.open.retain(|o| &o.request_id != id);
+                stream.open.retain(|o| o.request_id != *id);
             }
         }
         let id = request_id.as_deref()?;
@@ -264,13 +269,25 @@ fn own_only(parsed: &ParsedLine) -> Resolution {
     }
 }
 
-fn intern(local: &mut Vec<String>, id: String) -> usize {
-    match local.iter().position(|known| *known == id) {
-        Some(i) => i,
-        None => {
-            local.push(id);
-            local.len() - 1
+/// Numbers the distinct request ids of a payload. Lines of one invocation mostly follow each other, so the
+/// last id is checked before the map.
+#[derive(Default)]
+struct Interner {
+    ids: Vec<Arc<str>>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl Interner {
+    fn intern(&mut self, id: Arc<str>) -> usize {
+        if self.ids.last() == Some(&id) {
+            return self.ids.len() - 1;
         }
+        if let Some(&i) = self.index.get(&id) {
+            return i;
+        }
+        self.ids.push(Arc::clone(&id));
+        self.index.insert(id, self.ids.len() - 1);
+        self.ids.len() - 1
     }
 }
 

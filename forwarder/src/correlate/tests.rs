@@ -9,8 +9,11 @@ const MARKER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const MARKER_SPAN: &str = "00f067aa0ba902b7";
 const LINE_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
+/// The extension's marker line, built by the very function the extension prints it with.
 fn marker(id: &str) -> String {
-    format!("[!dt dt.trace_id={MARKER_TRACE},dt.span_id={MARKER_SPAN}] tracehose invocation RequestId: {id}")
+    let trace = tracehose_tracecontext::TraceId::from_hex(MARKER_TRACE).unwrap();
+    let span = tracehose_tracecontext::SpanId::from_hex(MARKER_SPAN).unwrap();
+    tracehose_tracecontext::invocation_marker_line(trace, span, id)
 }
 
 fn run(correlator: &mut Correlator, stream: &str, lambda: bool, messages: &[String]) -> Vec<Resolution> {

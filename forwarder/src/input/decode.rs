@@ -29,8 +29,7 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 
 /// Inflates every gzip member (Firehose writes many back to back) into at most `limit` bytes.
 pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    // CloudWatch payloads typically inflate 5-15x; starting there saves most reallocations.
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(8).min(limit));
+    let mut out = Vec::with_capacity(expected_size(compressed).min(limit));
     // Read one byte past the limit: seeing it proves the data is larger than allowed.
     let read = MultiGzDecoder::new(compressed)
         .take(limit as u64 + 1)
@@ -40,6 +39,18 @@ pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeE
         return Err(DecodeError::TooLarge { limit });
     }
     Ok(out)
+}
+
+/// A good first capacity for the inflated data, to avoid regrowing a multi-megabyte buffer: the gzip
+/// trailer's ISIZE (the last member's size mod 4 GiB), but at least 4x the input since several members may
+/// follow each other. Only a hint: the cap is enforced while reading.
+fn expected_size(compressed: &[u8]) -> usize {
+    let trailer = compressed
+        .len()
+        .checked_sub(4)
+        .and_then(|at| compressed.get(at..));
+    let isize = trailer.map_or(0, |t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
+    isize.max(compressed.len().saturating_mul(4))
 }
 
 /// Gunzips when the bytes are gzip, passes them through otherwise (Firehose may have decompressed already).

@@ -52,11 +52,11 @@ impl Serialize for Line<'_> {
         map.serialize_entry("timestamp", &r.timestamp_ms)?;
         map.serialize_entry("message", &r.message)?;
         map.serialize_entry("severity", r.severity.as_str())?;
-        if let Some(trace_id) = r.trace_id {
-            map.serialize_entry("trace_id", &trace_id.to_string())?;
+        if let Some(trace_id) = &r.trace_id {
+            map.serialize_entry("trace_id", &AsDisplay(trace_id))?;
         }
-        if let Some(span_id) = r.span_id {
-            map.serialize_entry("span_id", &span_id.to_string())?;
+        if let Some(span_id) = &r.span_id {
+            map.serialize_entry("span_id", &AsDisplay(span_id))?;
         }
         if let Some(request_id) = &r.request_id {
             map.serialize_entry("request_id", request_id)?;
@@ -65,6 +65,15 @@ impl Serialize for Line<'_> {
         map.serialize_entry("log_stream", &r.source.log_stream)?;
         map.serialize_entry("attributes", &Attributes(r))?;
         map.end()
+    }
+}
+
+/// Serialises through `Display` straight into the output, without an intermediate `String`.
+struct AsDisplay<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for AsDisplay<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Trace context printed inside a line, in every form of FORMATS.md section 3. Each candidate is validated
 //! (length, hex, not all zero); a form that merely looks similar yields nothing.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use tracehose_tracecontext::{DynatraceMarker, SpanId, TraceId, TraceParent};
 
 use super::TraceContext;
@@ -9,12 +11,15 @@ use super::TraceContext;
 /// The line's own trace context. When a line carries several forms, the most explicit wins: the Dynatrace
 /// marker, then a W3C traceparent, then `trace_id`-style keys, then an X-Ray id, then Datadog's decimal ids.
 pub fn find_trace_context(text: &str) -> Option<TraceContext> {
-    let bytes = text.as_bytes();
     // Every form contains one of these; most lines contain none, so this keeps the common case to a few
-    // vectorised scans.
-    let has_trace_word = memmem::find(bytes, b"race").is_some();
-    let has_marker = memchr::memchr(b'[', bytes).is_some() && memmem::find(bytes, b"[!").is_some();
-    let has_xray_root = memmem::find(bytes, b"Root=1-").is_some();
+    // vectorised scans with searchers built once.
+    static TRACE_WORD: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("race"));
+    static MARKER_OPEN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("[!"));
+    static XRAY_ROOT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("Root=1-"));
+    let bytes = text.as_bytes();
+    let has_trace_word = TRACE_WORD.find(bytes).is_some();
+    let has_marker = MARKER_OPEN.find(bytes).is_some();
+    let has_xray_root = XRAY_ROOT.find(bytes).is_some();
     if !(has_trace_word || has_marker || has_xray_root) {
         return None;
     }
@@ -35,28 +40,57 @@ pub fn find_trace_context(text: &str) -> Option<TraceContext> {
 }
 
 fn traceparent(text: &str) -> Option<TraceContext> {
-    for key in ["traceparent", "Traceparent"] {
-        for at in memmem::find_iter(text.as_bytes(), key.as_bytes()) {
-            let value = value_after(text, at + key.len());
-            if let Some(tp) = value.get(..55).and_then(TraceParent::parse) {
-                return Some(TraceContext {
-                    trace_id: tp.trace_id,
-                    span_id: Some(tp.span_id),
-                });
-            }
+    // "raceparent" matches both capitalisations.
+    static KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("raceparent"));
+    for at in KEY.find_iter(text.as_bytes()) {
+        if at == 0 || !matches!(text.as_bytes()[at - 1], b't' | b'T') {
+            continue;
+        }
+        let value = value_after(text, at + "raceparent".len());
+        if let Some(tp) = value.get(..55).and_then(TraceParent::parse) {
+            return Some(TraceContext {
+                trace_id: tp.trace_id,
+                span_id: Some(tp.span_id),
+            });
         }
     }
     None
 }
 
+/// Searchers for the keys of the keyed forms, built once.
+struct Keys {
+    trace: [Finder<'static>; 3],
+    span: [Finder<'static>; 3],
+    dd_trace: Finder<'static>,
+    dd_span: Finder<'static>,
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| Keys {
+    trace: [
+        Finder::new("trace_id"),
+        Finder::new("traceId"),
+        Finder::new("dt.trace_id"),
+    ],
+    span: [
+        Finder::new("span_id"),
+        Finder::new("spanId"),
+        Finder::new("dt.span_id"),
+    ],
+    dd_trace: Finder::new("dd.trace_id"),
+    dd_span: Finder::new("dd.span_id"),
+});
+
 /// `trace_id=..`, `"traceId": ".."`, `dt.trace_id: ..` with a hex (or X-Ray) value, and the matching span key.
 fn keyed_hex(text: &str) -> Option<TraceContext> {
-    let trace_id = ["trace_id", "traceId", "dt.trace_id"]
-        .into_iter()
+    let keys = &*KEYS;
+    let trace_id = keys
+        .trace
+        .iter()
         .flat_map(|key| keyed_values(text, key))
         .find_map(|v| TraceId::from_hex(v).or_else(|| TraceId::from_xray(v)))?;
-    let span_id = ["span_id", "spanId", "dt.span_id"]
-        .into_iter()
+    let span_id = keys
+        .span
+        .iter()
         .flat_map(|key| keyed_values(text, key))
         .find_map(SpanId::from_hex);
     Some(TraceContext { trace_id, span_id })
@@ -64,15 +98,24 @@ fn keyed_hex(text: &str) -> Option<TraceContext> {
 
 /// `dd.trace_id=4887065908816661012 dd.span_id=...`: decimal, the low 64 bits of the trace.
 fn datadog(text: &str) -> Option<TraceContext> {
-    let trace_id = keyed_values(text, "dd.trace_id").find_map(|v| TraceId::from_u64(v.parse().ok()?))?;
-    let span_id = keyed_values(text, "dd.span_id").find_map(|v| SpanId::from_u64(v.parse().ok()?));
+    let keys = &*KEYS;
+    let trace_id = keyed_values(text, &keys.dd_trace).find_map(|v| TraceId::from_u64(v.parse().ok()?))?;
+    let span_id = keyed_values(text, &keys.dd_span).find_map(|v| SpanId::from_u64(v.parse().ok()?));
     Some(TraceContext { trace_id, span_id })
 }
 
 /// `Root=1-5f35ae12-...` (an X-Amzn-Trace-Id header) or `TraceId: 1-...` / `TraceId=1-...`.
 fn xray(text: &str) -> Option<TraceContext> {
-    for key in ["Root=", "TraceId: ", "TraceId="] {
-        for at in memmem::find_iter(text.as_bytes(), key.as_bytes()) {
+    static XRAY_KEYS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new("Root="),
+            Finder::new("TraceId: "),
+            Finder::new("TraceId="),
+        ]
+    });
+    for finder in XRAY_KEYS.iter() {
+        let key = std::str::from_utf8(finder.needle()).unwrap_or_default();
+        for at in finder.find_iter(text.as_bytes()) {
             let Some(candidate) = text.get(at + key.len()..at + key.len() + 35) else {
                 continue;
             };
@@ -90,16 +133,17 @@ fn xray(text: &str) -> Option<TraceContext> {
 
 /// Values following each whole-word occurrence of `key`, past an optional closing quote, `=` or `:`,
 /// whitespace and an opening quote. A value is a run of letters, digits and dashes.
-fn keyed_values<'a>(text: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+fn keyed_values<'a>(text: &'a str, key: &'a Finder<'static>) -> impl Iterator<Item = &'a str> + 'a {
     let bytes = text.as_bytes();
-    memmem::find_iter(bytes, key.as_bytes()).filter_map(move |at| {
+    let key_len = key.needle().len();
+    key.find_iter(bytes).filter_map(move |at| {
         let before = at.checked_sub(1).map(|i| bytes[i]);
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') {
             return None;
         }
-        let rest = text[at + key.len()..]
+        let rest = text[at + key_len..]
             .strip_prefix('"')
-            .unwrap_or(&text[at + key.len()..]);
+            .unwrap_or(&text[at + key_len..]);
         let rest = rest.trim_start();
         let rest = rest.strip_prefix(['=', ':'])?.trim_start();
         let rest = rest.strip_prefix('"').unwrap_or(rest);

@@ -1,7 +1,11 @@
 //! Lines of the JSON log format: Lambda's own platform records and application lines from JSON loggers
 //! (Lambda's JSON format, Powertools, pino, structlog, OpenTelemetry and Datadog log injection).
 
-use serde::{de::IgnoredAny, Deserialize, Deserializer};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::de::{self, IgnoredAny};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tracehose_tracecontext::{SpanId, TraceId, XrayHeader};
 
@@ -11,79 +15,79 @@ use super::{find_trace_context, plausible_request_id, ParsedLine, Severity, Trac
 /// The keys tracehose reads; every other key is skipped without being materialised.
 #[derive(Deserialize)]
 struct JsonLine<'a> {
-    #[serde(rename = "type", default, deserialize_with = "lenient")]
-    kind: Option<String>,
+    #[serde(rename = "type", borrow, default, deserialize_with = "lenient")]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     record: Option<&'a RawValue>,
 
-    #[serde(default, deserialize_with = "lenient")]
-    level: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    severity: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    levelname: Option<String>,
-    #[serde(rename = "log.level", default, deserialize_with = "lenient")]
-    log_level: Option<String>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    level: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    severity: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    levelname: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "log.level", default, deserialize_with = "lenient")]
+    log_level: Option<Cow<'a, str>>,
 
-    #[serde(rename = "requestId", default, deserialize_with = "lenient")]
-    request_id: Option<String>,
-    #[serde(rename = "AWSRequestId", default, deserialize_with = "lenient")]
-    aws_request_id_upper: Option<String>,
-    #[serde(rename = "awsRequestId", default, deserialize_with = "lenient")]
-    aws_request_id_camel: Option<String>,
-    #[serde(rename = "aws_request_id", default, deserialize_with = "lenient")]
-    aws_request_id_snake: Option<String>,
-    #[serde(rename = "lambda.request_id", default, deserialize_with = "lenient")]
-    lambda_request_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    function_request_id: Option<String>,
+    #[serde(borrow, rename = "requestId", default, deserialize_with = "lenient")]
+    request_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "AWSRequestId", default, deserialize_with = "lenient")]
+    aws_request_id_upper: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "awsRequestId", default, deserialize_with = "lenient")]
+    aws_request_id_camel: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "aws_request_id", default, deserialize_with = "lenient")]
+    aws_request_id_snake: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "lambda.request_id", default, deserialize_with = "lenient")]
+    lambda_request_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    function_request_id: Option<Cow<'a, str>>,
 
-    #[serde(default, deserialize_with = "lenient")]
-    trace_id: Option<String>,
-    #[serde(rename = "traceId", default, deserialize_with = "lenient")]
-    trace_id_camel: Option<String>,
-    #[serde(rename = "dt.trace_id", default, deserialize_with = "lenient")]
-    dt_trace_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    span_id: Option<String>,
-    #[serde(rename = "spanId", default, deserialize_with = "lenient")]
-    span_id_camel: Option<String>,
-    #[serde(rename = "dt.span_id", default, deserialize_with = "lenient")]
-    dt_span_id: Option<String>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "traceId", default, deserialize_with = "lenient")]
+    trace_id_camel: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "dt.trace_id", default, deserialize_with = "lenient")]
+    dt_trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "spanId", default, deserialize_with = "lenient")]
+    span_id_camel: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "dt.span_id", default, deserialize_with = "lenient")]
+    dt_span_id: Option<Cow<'a, str>>,
     /// Powertools prints the invocation's X-Ray id under this key.
-    #[serde(default, deserialize_with = "lenient")]
-    xray_trace_id: Option<String>,
-    #[serde(rename = "dd.trace_id", default, deserialize_with = "lenient")]
-    dd_trace_id: Option<String>,
-    #[serde(rename = "dd.span_id", default, deserialize_with = "lenient")]
-    dd_span_id: Option<String>,
-    #[serde(default)]
-    dd: Option<Datadog>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    xray_trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "dd.trace_id", default, deserialize_with = "lenient")]
+    dd_trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "dd.span_id", default, deserialize_with = "lenient")]
+    dd_span_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    dd: Option<Datadog<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Datadog {
-    #[serde(default, deserialize_with = "lenient")]
-    trace_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
-    span_id: Option<String>,
+struct Datadog<'a> {
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "lenient")]
+    span_id: Option<Cow<'a, str>>,
 }
 
 /// `record` of a `platform.*` line.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct PlatformRecord {
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     request_id: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     version: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     runtime_version: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     status: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     error_type: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     phase: Option<String>,
     metrics: Option<Metrics>,
     tracing: Option<Tracing>,
@@ -106,11 +110,14 @@ struct Metrics {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Tracing {
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     span_id: Option<String>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_owned")]
     value: Option<String>,
 }
+
+/// A scalar field of a line, borrowed from it when it has no escapes.
+type Field<'a> = Option<Cow<'a, str>>;
 
 /// `None` when the text is not a JSON object; the caller then treats it as text.
 pub(super) fn parse(text: &str) -> Option<ParsedLine> {
@@ -137,7 +144,8 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     ]
     .into_iter()
     .flatten()
-    .find(|id| plausible_request_id(id));
+    .find(|id| plausible_request_id(id))
+    .map(|id| Arc::from(&*id));
     let context = own_context(
         [
             &line.trace_id,
@@ -166,10 +174,10 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
 }
 
 fn own_context(
-    hex_traces: [&Option<String>; 4],
-    hex_spans: [&Option<String>; 3],
-    dd_traces: [&Option<String>; 2],
-    dd_spans: [&Option<String>; 2],
+    hex_traces: [&Field<'_>; 4],
+    hex_spans: [&Field<'_>; 3],
+    dd_traces: [&Field<'_>; 2],
+    dd_spans: [&Field<'_>; 2],
 ) -> Option<TraceContext> {
     let hex_trace = hex_traces
         .into_iter()
@@ -223,7 +231,10 @@ fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
     });
     ParsedLine {
         severity: details.severity(),
-        request_id: record.request_id.filter(|id| plausible_request_id(id)),
+        request_id: record
+            .request_id
+            .filter(|id| plausible_request_id(id))
+            .map(Arc::from),
         platform: Some(event),
         details: details.boxed(),
         xray,
@@ -231,24 +242,60 @@ fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
     }
 }
 
-/// A string or a number as text; any other JSON type is skipped rather than failing the whole line.
-fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scalar {
-        S(String),
-        U(u64),
-        I(i64),
-        F(f64),
-        Other(IgnoredAny),
+/// A string or a number as text; any other JSON type is skipped rather than failing the whole line. A
+/// visitor rather than an untagged enum, which would buffer every value first; strings without escapes are
+/// borrowed from the line.
+fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Scalar;
+    impl<'de> de::Visitor<'de> for Scalar {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
     }
-    Ok(match Option::<Scalar>::deserialize(d)? {
-        Some(Scalar::S(s)) => Some(s),
-        Some(Scalar::U(n)) => Some(n.to_string()),
-        Some(Scalar::I(n)) => Some(n.to_string()),
-        Some(Scalar::F(n)) => Some(n.to_string()),
-        Some(Scalar::Other(_)) | None => None,
-    })
+    d.deserialize_any(Scalar)
+}
+
+fn lenient_owned<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(lenient(d)?.map(Cow::into_owned))
 }
 
 #[cfg(test)]

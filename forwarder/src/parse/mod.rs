@@ -9,6 +9,8 @@ mod platform;
 mod runtime;
 mod severity;
 
+use std::sync::Arc;
+
 use tracehose_tracecontext::{parse_invocation_marker, SpanId, TraceId};
 
 pub use context::find_trace_context;
@@ -26,7 +28,7 @@ pub struct TraceContext {
 pub struct ParsedLine {
     pub severity: Severity,
     /// The request id the line itself names (platform line, runtime prefix, JSON key, marker line).
-    pub request_id: Option<String>,
+    pub request_id: Option<Arc<str>>,
     /// Trace context printed in the line itself: rule 1 of the correlation contract.
     pub context: Option<TraceContext>,
     /// The line is the extension's marker announcing the trace of `request_id`.
@@ -52,7 +54,7 @@ pub fn parse_line(message: &str) -> ParsedLine {
     if let Some(marker) = parse_invocation_marker(text) {
         return ParsedLine {
             severity: Severity::Info,
-            request_id: Some(marker.request_id.to_owned()),
+            request_id: Some(Arc::from(marker.request_id)),
             context: Some(TraceContext {
                 trace_id: marker.trace_id,
                 span_id: marker.span_id,
@@ -64,7 +66,7 @@ pub fn parse_line(message: &str) -> ParsedLine {
     let prefix = runtime::parse_prefix(text);
     ParsedLine {
         severity: prefix.severity.unwrap_or_else(|| severity::guess(text)),
-        request_id: prefix.request_id.map(str::to_owned),
+        request_id: prefix.request_id.map(Arc::from),
         context: find_trace_context(text),
         ..ParsedLine::default()
     }

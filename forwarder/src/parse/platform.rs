@@ -1,6 +1,9 @@
 //! Lambda platform lines of the text log format: INIT_START, START, END, REPORT (with its XRAY part),
 //! INIT_REPORT, RESTORE_*, runtime errors and timeouts.
 
+use std::sync::{Arc, LazyLock};
+
+use memchr::memmem::Finder;
 use tracehose_tracecontext::{SpanId, TraceId};
 
 use super::{is_request_id, ParsedLine, Severity, TraceContext};
@@ -163,7 +166,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     };
     Some(ParsedLine {
         severity,
-        request_id: request_id.map(str::to_owned),
+        request_id: request_id.map(Arc::from),
         platform: Some(event),
         details: details.boxed(),
         xray: xray_trace.map(|trace_id| TraceContext {
@@ -176,14 +179,15 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
 
 /// `2026-11-21T10:00:03.014Z 8f507cfc-... Task timed out after 3.00 seconds`.
 fn parse_timeout(text: &str) -> Option<ParsedLine> {
-    let at = text.find("Task timed out after ")?;
+    static TIMED_OUT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("Task timed out after "));
+    let at = TIMED_OUT.find(text.as_bytes())?;
     let request_id = text[..at]
         .split_whitespace()
         .last()
         .filter(|id| is_request_id(id));
     Some(ParsedLine {
         severity: Severity::Error,
-        request_id: request_id.map(str::to_owned),
+        request_id: request_id.map(Arc::from),
         platform: Some(PlatformEvent::Timeout),
         details: PlatformDetails {
             status: Some("timeout".into()),
@@ -195,7 +199,8 @@ fn parse_timeout(text: &str) -> Option<ParsedLine> {
 }
 
 fn request_id_after_label(text: &str) -> Option<&str> {
-    let at = text.find("RequestId: ")? + "RequestId: ".len();
+    static LABEL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("RequestId: "));
+    let at = LABEL.find(text.as_bytes())? + "RequestId: ".len();
     text[at..]
         .split_whitespace()
         .next()
@@ -205,11 +210,16 @@ fn request_id_after_label(text: &str) -> Option<&str> {
 /// `Key: value` fields separated by tabs or newlines; START's `Version:` follows a space instead.
 fn fields(rest: &str) -> impl Iterator<Item = (&str, &str)> {
     rest.split(['\t', '\n'])
-        .flat_map(|field| match field.find(" Version: ") {
-            Some(at) if field.trim_start().starts_with("RequestId:") => {
-                [Some(&field[..at]), Some(&field[at..])]
+        .flat_map(|field| {
+            let version_at = if field.trim_start().starts_with("RequestId:") {
+                field.find(" Version: ")
+            } else {
+                None
+            };
+            match version_at {
+                Some(at) => [Some(&field[..at]), Some(&field[at..])],
+                None => [Some(field), None],
             }
-            _ => [Some(field), None],
         })
         .flatten()
         .filter_map(|field| {
