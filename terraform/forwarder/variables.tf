@@ -196,6 +196,11 @@ variable "subscribe_role_arn" {
   description = "Role CloudWatch Logs assumes for a Firehose subscribe_destination_arn (the log-subscriptions module outputs it)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.subscribe_role_arn == null || can(regex("^arn:[a-z-]+:iam::[0-9]{12}:role/.+$", var.subscribe_role_arn))
+    error_message = "subscribe_role_arn: an IAM role ARN."
+  }
 }
 
 variable "subscribe_filter_pattern" {
