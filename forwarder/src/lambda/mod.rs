@@ -139,8 +139,9 @@ impl Handler {
         };
         let report = subscribe::handle_create_log_group_event(&event, subscriber).await?;
         eprintln!("tracehose: {report}");
-        if !report.action.is_success() {
-            // EventBridge retries a failed invocation; a transient CloudWatch Logs error deserves that.
+        // Only a failed API call can succeed on a retry; a group at the filter limit stays there, so it is
+        // reported (above) and acknowledged rather than retried into the failure destination.
+        if matches!(report.action, subscribe::Action::Failed { .. }) {
             return Err(HandlerError::Subscribe {
                 log_group: report.log_group.clone(),
                 detail: report.to_string(),
