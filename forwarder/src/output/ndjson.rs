@@ -4,21 +4,37 @@
 
 use std::io::{self, Write};
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use std::sync::Arc;
 
 use super::Sink;
-use crate::record::LogRecord;
+use crate::record::{LogRecord, Source};
 
 /// Writes one JSON object per line to any writer (stdout, a file, a buffer).
 #[derive(Debug)]
 pub struct NdjsonSink<W: Write> {
     out: W,
+    /// The fields every record of one payload shares, escaped once: records of a payload share one
+    /// `Arc<Source>`, and escaping the log group and stream again for every line cost a tenth of the pipeline.
+    shared: Option<(Arc<Source>, SharedFields)>,
+    /// One line is assembled here, then written with one call.
+    line: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct SharedFields {
+    /// `"log_group":"...","log_stream":"..."`
+    head: Vec<u8>,
+    /// The source's attributes, comma-separated, without braces; empty when it has none.
+    attributes: Vec<u8>,
 }
 
 impl<W: Write> NdjsonSink<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            shared: None,
+            line: Vec::new(),
+        }
     }
 
     pub fn into_inner(self) -> W {
@@ -30,7 +46,14 @@ impl<W: Write> Sink for NdjsonSink<W> {
     type Error = io::Error;
 
     fn write(&mut self, record: LogRecord) -> io::Result<()> {
-        write_record(&mut self.out, &record)
+        let fresh = !matches!(&self.shared, Some((source, _)) if Arc::ptr_eq(source, &record.source));
+        if fresh {
+            self.shared = Some((Arc::clone(&record.source), SharedFields::of(&record.source)?));
+        }
+        let shared = self.shared.as_ref().map(|(_, fields)| fields);
+        self.line.clear();
+        write_line(&mut self.line, &record, shared)?;
+        self.out.write_all(&self.line)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -38,113 +61,143 @@ impl<W: Write> Sink for NdjsonSink<W> {
     }
 }
 
-pub fn write_record(out: &mut impl Write, record: &LogRecord) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, &Line(record))?;
-    out.write_all(b"\n")
-}
-
-struct Line<'a>(&'a LogRecord);
-
-impl Serialize for Line<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("timestamp", &r.timestamp_ms)?;
-        map.serialize_entry("message", &r.message)?;
-        map.serialize_entry("severity", r.severity.as_str())?;
-        if let Some(trace_id) = &r.trace_id {
-            map.serialize_entry("trace_id", &AsDisplay(trace_id))?;
-        }
-        if let Some(span_id) = &r.span_id {
-            map.serialize_entry("span_id", &AsDisplay(span_id))?;
-        }
-        if let Some(request_id) = &r.request_id {
-            map.serialize_entry("request_id", request_id)?;
-        }
-        map.serialize_entry("log_group", &r.source.log_group)?;
-        map.serialize_entry("log_stream", &r.source.log_stream)?;
-        map.serialize_entry("attributes", &Attributes(r))?;
-        map.end()
+fn write_line(line: &mut Vec<u8>, r: &LogRecord, shared: Option<&SharedFields>) -> io::Result<()> {
+    line.extend_from_slice(b"{\"timestamp\":");
+    line.extend_from_slice(itoa::Buffer::new().format(r.timestamp_ms).as_bytes());
+    line.extend_from_slice(b",\"message\":");
+    string(line, &r.message)?;
+    line.extend_from_slice(b",\"severity\":\"");
+    line.extend_from_slice(r.severity.as_str().as_bytes());
+    line.push(b'"');
+    if let Some(trace_id) = &r.trace_id {
+        write!(line, ",\"trace_id\":\"{trace_id}\"")?;
     }
+    if let Some(span_id) = &r.span_id {
+        write!(line, ",\"span_id\":\"{span_id}\"")?;
+    }
+    if let Some(request_id) = &r.request_id {
+        line.extend_from_slice(b",\"request_id\":");
+        string(line, request_id)?;
+    }
+    line.push(b',');
+    let computed;
+    let shared = match shared {
+        Some(shared) => shared,
+        None => {
+            computed = SharedFields::of(&r.source)?;
+            &computed
+        }
+    };
+    line.extend_from_slice(&shared.head);
+    line.extend_from_slice(b",\"attributes\":{");
+    line.extend_from_slice(&shared.attributes);
+    let mut attributes = Attributes {
+        out: line,
+        first: shared.attributes.is_empty(),
+    };
+    record_attributes(&mut attributes, r)?;
+    line.extend_from_slice(b"}}\n");
+    Ok(())
 }
 
-/// Serialises through `Display` straight into the output, without an intermediate `String`.
-struct AsDisplay<'a, T>(&'a T);
-
-impl<T: std::fmt::Display> Serialize for AsDisplay<'_, T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self.0)
+impl SharedFields {
+    fn of(src: &Source) -> io::Result<Self> {
+        let mut head = Vec::with_capacity(src.log_group.len() + src.log_stream.len() + 32);
+        head.extend_from_slice(b"\"log_group\":");
+        string(&mut head, &src.log_group)?;
+        head.extend_from_slice(b",\"log_stream\":");
+        string(&mut head, &src.log_stream)?;
+        let mut attributes = Vec::new();
+        let mut a = Attributes {
+            out: &mut attributes,
+            first: true,
+        };
+        a.text("cloud.account.id", &src.account_id)?;
+        a.text("cloud.region", &src.region)?;
+        a.text("faas.name", &src.function_name)?;
+        a.text("aws.firehose.arn", &src.firehose_arn)?;
+        for (key, value) in &src.common_attributes {
+            a.key(key)?;
+            string(a.out, value)?;
+        }
+        Ok(Self { head, attributes })
     }
 }
 
 /// Everything else, flat, with OpenTelemetry names where one exists and `aws.lambda.*` otherwise.
-struct Attributes<'a>(&'a LogRecord);
-
-impl Serialize for Attributes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        let src = &r.source;
-        let mut map = s.serialize_map(None)?;
-        if let Some(v) = &src.account_id {
-            map.serialize_entry("cloud.account.id", v)?;
-        }
-        if let Some(v) = &src.region {
-            map.serialize_entry("cloud.region", v)?;
-        }
-        if let Some(v) = &src.function_name {
-            map.serialize_entry("faas.name", v)?;
-        }
-        if let Some(v) = &src.firehose_arn {
-            map.serialize_entry("aws.firehose.arn", v)?;
-        }
-        for (key, value) in &src.common_attributes {
-            map.serialize_entry(key, value)?;
-        }
-        if let Some(cold) = r.cold_start {
-            map.serialize_entry("faas.coldstart", &cold)?;
-        }
-        if let Some(event) = r.platform {
-            map.serialize_entry("aws.lambda.platform_event", event.as_str())?;
-        }
-        if let Some(d) = &r.details {
-            let m = &d.metrics;
-            let numbers = [
-                ("aws.lambda.duration_ms", m.duration_ms),
-                ("aws.lambda.billed_duration_ms", m.billed_duration_ms),
-                ("aws.lambda.init_duration_ms", m.init_duration_ms),
-                ("aws.lambda.restore_duration_ms", m.restore_duration_ms),
-                (
-                    "aws.lambda.billed_restore_duration_ms",
-                    m.billed_restore_duration_ms,
-                ),
-            ];
-            for (key, value) in numbers {
-                if let Some(v) = value {
-                    map.serialize_entry(key, &v)?;
-                }
-            }
-            if let Some(v) = m.memory_size_mb {
-                map.serialize_entry("aws.lambda.memory_size_mb", &v)?;
-            }
-            if let Some(v) = m.max_memory_used_mb {
-                map.serialize_entry("aws.lambda.max_memory_used_mb", &v)?;
-            }
-            let texts = [
-                ("aws.lambda.status", &d.status),
-                ("aws.lambda.error_type", &d.error_type),
-                ("aws.lambda.phase", &d.phase),
-                ("faas.version", &d.version),
-                ("aws.lambda.runtime_version", &d.runtime_version),
-            ];
-            for (key, value) in texts {
-                if let Some(v) = value {
-                    map.serialize_entry(key, v)?;
-                }
-            }
-        }
-        if let Some(join) = r.join {
-            map.serialize_entry("tracehose.join", join.as_str())?;
-        }
-        map.end()
+fn record_attributes(a: &mut Attributes<'_>, r: &LogRecord) -> io::Result<()> {
+    if let Some(cold) = r.cold_start {
+        a.key("faas.coldstart")?;
+        a.out.extend_from_slice(if cold { b"true" } else { b"false" });
     }
+    if let Some(event) = r.platform {
+        a.text("aws.lambda.platform_event", &Some(event.as_str()))?;
+    }
+    if let Some(d) = &r.details {
+        let m = &d.metrics;
+        let numbers = [
+            ("aws.lambda.duration_ms", m.duration_ms),
+            ("aws.lambda.billed_duration_ms", m.billed_duration_ms),
+            ("aws.lambda.init_duration_ms", m.init_duration_ms),
+            ("aws.lambda.restore_duration_ms", m.restore_duration_ms),
+            (
+                "aws.lambda.billed_restore_duration_ms",
+                m.billed_restore_duration_ms,
+            ),
+        ];
+        for (key, value) in numbers {
+            if let Some(v) = value {
+                a.key(key)?;
+                serde_json::to_writer(&mut *a.out, &v)?;
+            }
+        }
+        for (key, value) in [
+            ("aws.lambda.memory_size_mb", m.memory_size_mb),
+            ("aws.lambda.max_memory_used_mb", m.max_memory_used_mb),
+        ] {
+            if let Some(v) = value {
+                a.key(key)?;
+                a.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+            }
+        }
+        a.text("aws.lambda.status", &d.status)?;
+        a.text("aws.lambda.error_type", &d.error_type)?;
+        a.text("aws.lambda.phase", &d.phase)?;
+        a.text("faas.version", &d.version)?;
+        a.text("aws.lambda.runtime_version", &d.runtime_version)?;
+    }
+    if let Some(join) = r.join {
+        a.text("tracehose.join", &Some(join.as_str()))?;
+    }
+    Ok(())
+}
+
+/// Writes `"key":` pairs into an object, managing the commas.
+struct Attributes<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl Attributes<'_> {
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        string(self.out, key)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn text(&mut self, key: &str, value: &Option<impl AsRef<str>>) -> io::Result<()> {
+        if let Some(value) = value {
+            self.key(key)?;
+            string(self.out, value.as_ref())?;
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn string(out: &mut Vec<u8>, value: &str) -> io::Result<()> {
+    serde_json::to_writer(out, value).map_err(io::Error::from)
 }
