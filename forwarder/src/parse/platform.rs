@@ -113,6 +113,13 @@ impl PlatformDetails {
 }
 
 pub(super) fn parse(text: &str) -> Option<ParsedLine> {
+    // Platform lines start with one of these capitals and timeout lines with a timestamp: everything else
+    // (most application lines) is turned away without a search.
+    match text.as_bytes().first() {
+        Some(b'S' | b'E' | b'R' | b'I' | b'T') => {}
+        Some(c) if c.is_ascii_digit() => return parse_timeout(text),
+        _ => return None,
+    }
     let word_end = text.find([' ', '\t']).unwrap_or(text.len());
     let (word, rest) = text.split_at(word_end);
     let event = match word {
