@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::input::{split_input, Shape};
 use crate::limits::Limits;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
@@ -193,19 +192,6 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         async move { handler.lock().await.handle(event.payload.get()).await }
     }))
     .await
-}
-
-/// Which shape an event has, for tests and diagnostics.
-pub fn detect_shapes(raw: &[u8], limits: &Limits) -> Vec<Shape> {
-    let mut shapes = Vec::new();
-    split_input(raw, limits, |unit| {
-        if let Ok(unit) = unit {
-            if !shapes.contains(&unit.shape) {
-                shapes.push(unit.shape);
-            }
-        }
-    });
-    shapes
 }
 
 #[cfg(test)]

@@ -115,12 +115,3 @@ async fn create_log_group_without_subscription_settings_is_ignored_loudly() {
     let response = handler().handle(event).await.unwrap();
     assert!(response.get("ignored").is_some(), "{response}");
 }
-
-#[test]
-fn detects_shapes() {
-    let shapes = detect_shapes(
-        sample("samples/events/firehose-http-json-format.json").as_bytes(),
-        &Limits::default(),
-    );
-    assert_eq!(shapes, [Shape::FirehoseHttpEndpoint]);
-}
