@@ -27,7 +27,6 @@ pub enum UnitError<E: std::error::Error + 'static> {
 pub struct UnitContext {
     pub firehose_arn: Option<Arc<str>>,
     pub region: Option<Arc<str>>,
-    pub common_attributes: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -35,7 +34,6 @@ pub struct Pipeline {
     limits: Limits,
     correlator: Correlator,
     default_region: Option<Arc<str>>,
-    common_attributes: Vec<(String, String)>,
 }
 
 impl Pipeline {
@@ -44,7 +42,6 @@ impl Pipeline {
             correlator: Correlator::new(&limits),
             limits,
             default_region: None,
-            common_attributes: Vec::new(),
         }
     }
 
@@ -64,7 +61,6 @@ impl Pipeline {
     pub fn process_unit<S: Sink>(
         &mut self,
         unit: Unit,
-        extra_attributes: &[(String, String)],
         sink: &mut S,
         summary: &mut Summary,
     ) -> Result<(), UnitError<S::Error>> {
@@ -83,13 +79,7 @@ impl Pipeline {
                 return Err(err.into());
             }
         };
-        let mut common_attributes = self.common_attributes.clone();
-        common_attributes.extend_from_slice(extra_attributes);
-        let context = UnitContext {
-            firehose_arn,
-            region,
-            common_attributes,
-        };
+        let context = UnitContext { firehose_arn, region };
         let mut payloads = payloads.into_iter();
         while let Some(payload) = payloads.next() {
             if let Err(source) = self.process_payload(payload, &context, sink, summary) {
@@ -127,7 +117,8 @@ impl Pipeline {
                 .or(self.default_region.as_deref())
                 .map(str::to_owned),
             firehose_arn: context.firehose_arn.as_deref().map(str::to_owned),
-            common_attributes: context.common_attributes.clone(),
+            // Only a Firehose HTTP endpoint request carries them, in a header no input here has.
+            common_attributes: Vec::new(),
             log_group: payload.log_group,
             log_stream: payload.log_stream,
         });

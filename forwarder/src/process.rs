@@ -93,7 +93,7 @@ pub fn process_bytes<S: Sink>(
                 return;
             }
         };
-        match pipeline.process_unit(unit, &[], sink, summary) {
+        match pipeline.process_unit(unit, sink, summary) {
             Ok(()) => {}
             Err(UnitError::Input(err)) => report(format!("{name}: {err}")),
             Err(UnitError::Sink { source, .. }) => sink_error = Some(source),

@@ -41,19 +41,6 @@ impl Summary {
     pub fn has_failures(&self) -> bool {
         self.failed_events > 0 || self.failed_records > 0
     }
-
-    pub fn add(&mut self, other: &Summary) {
-        self.events_in += other.events_in;
-        self.delivered += other.delivered;
-        self.control_messages += other.control_messages;
-        self.failed_events += other.failed_events;
-        self.failed_records += other.failed_records;
-        self.own_trace += other.own_trace;
-        self.joined_marker += other.joined_marker;
-        self.joined_invocation += other.joined_invocation;
-        self.joined_xray += other.joined_xray;
-        self.no_trace += other.no_trace;
-    }
 }
 
 impl fmt::Display for Summary {

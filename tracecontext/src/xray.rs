@@ -59,12 +59,6 @@ impl TraceId {
     pub fn from_xray(s: &str) -> Option<Self> {
         xray_trace_id(s)
     }
-
-    /// The X-Ray form of this id, for the X-Ray header a span exported back to AWS would need.
-    pub fn to_xray(self) -> String {
-        let hex = self.to_string();
-        format!("1-{}-{}", &hex[..8], &hex[8..])
-    }
 }
 
 #[cfg(test)]
@@ -80,7 +74,6 @@ mod tests {
         assert_eq!(h.trace_id.to_string(), "5f35ae120c0fec141ab77a00bc047aa2");
         assert_eq!(h.parent_id.unwrap().to_string(), "2be948a625588e32");
         assert_eq!(h.sampled, Some(true));
-        assert_eq!(h.trace_id.to_xray(), "1-5f35ae12-0c0fec141ab77a00bc047aa2");
     }
 
     #[test]

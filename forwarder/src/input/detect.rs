@@ -74,19 +74,6 @@ pub enum InputError {
     NotJson { start: String },
 }
 
-impl InputError {
-    pub fn location(&self) -> &str {
-        match self {
-            InputError::Decode { location, .. }
-            | InputError::Json { location, .. }
-            | InputError::Unrecognised { location }
-            | InputError::NotAPayload { location }
-            | InputError::Binary { location } => location,
-            InputError::NotJson { .. } => "input",
-        }
-    }
-}
-
 /// Splits a whole input (a file, a Lambda event, a request body) into units, in order. A gzipped input is
 /// inflated first, within the cap. JSON objects may follow each other with or without separators; after a
 /// syntax error the reader resumes at the next line, so one broken backup line costs only itself.

@@ -66,7 +66,7 @@ fn transform_record(
     };
     let before = *summary;
     let mut sink = NdjsonSink::new(Vec::new());
-    match pipeline.process_unit(unit, &[], &mut sink, summary) {
+    match pipeline.process_unit(unit, &mut sink, summary) {
         Ok(()) => {}
         Err(UnitError::Input(err)) => return failed(err.to_string()),
         Err(UnitError::Sink { source, .. }) => return failed(format!("{location}: {source}")),

@@ -35,19 +35,6 @@ impl Severity {
         })
     }
 
-    /// The numeric severity of the OpenTelemetry log data model (the first of each range).
-    pub fn otel_number(self) -> i32 {
-        match self {
-            Severity::Unspecified => 0,
-            Severity::Trace => 1,
-            Severity::Debug => 5,
-            Severity::Info => 9,
-            Severity::Warn => 13,
-            Severity::Error => 17,
-            Severity::Fatal => 21,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Unspecified => "UNSPECIFIED",
