@@ -38,6 +38,19 @@ impl Summary {
         self.joined_marker + self.joined_invocation + self.joined_xray
     }
 
+    /// Turns everything delivered since `before` into failures: for records a sink accepted but that could
+    /// not be handed on after all. Their trace joins no longer count either.
+    pub fn undeliver_since(&mut self, before: &Summary) {
+        let taken_back = self.delivered - before.delivered;
+        self.delivered = before.delivered;
+        self.failed_events += taken_back;
+        self.own_trace = before.own_trace;
+        self.joined_marker = before.joined_marker;
+        self.joined_invocation = before.joined_invocation;
+        self.joined_xray = before.joined_xray;
+        self.no_trace = before.no_trace;
+    }
+
     pub fn has_failures(&self) -> bool {
         self.failed_events > 0 || self.failed_records > 0
     }
@@ -61,5 +74,35 @@ impl fmt::Display for Summary {
             self.joined_xray,
             self.no_trace
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn taking_back_deliveries_keeps_every_event_counted_once() {
+        let before = Summary {
+            events_in: 2,
+            delivered: 2,
+            own_trace: 1,
+            no_trace: 1,
+            ..Summary::default()
+        };
+        let mut after = before;
+        after.events_in += 3;
+        after.delivered += 3;
+        after.count_join(Some(Join::Marker));
+        after.count_join(Some(Join::Line));
+        after.count_join(None);
+        after.undeliver_since(&before);
+        assert_eq!(after.delivered, 2);
+        assert_eq!(after.failed_events, 3);
+        assert_eq!(
+            after.events_in,
+            after.delivered + after.control_messages + after.failed_events
+        );
+        assert_eq!((after.own_trace, after.joined(), after.no_trace), (1, 0, 1));
     }
 }

@@ -84,9 +84,7 @@ fn transform_record(
     // base64 grows the data by a third in the response.
     let encoded_len = data.len().div_ceil(3) * 4;
     if *response_bytes + encoded_len > MAX_RESPONSE_DATA_BYTES {
-        let delivered = summary.delivered - before.delivered;
-        summary.delivered -= delivered;
-        summary.failed_events += delivered;
+        summary.undeliver_since(&before);
         return failed(format!(
             "{location}: the response would exceed Firehose's 6 MB limit"
         ));
