@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::input::split_input;
+use crate::input::{split_input, InputError, Unit};
 use crate::limits::Limits;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
@@ -81,25 +81,40 @@ pub fn process_bytes<S: Sink>(
 ) -> Result<(), S::Error> {
     let limits = *pipeline.limits();
     let mut sink_error = None;
-    split_input(bytes, &limits, |unit| {
-        if sink_error.is_some() {
-            return;
-        }
-        let unit = match unit {
-            Ok(unit) => unit,
-            Err(err) => {
-                summary.failed_records += 1;
-                report(format!("{name}: {err}"));
-                return;
-            }
-        };
-        match pipeline.process_unit(unit, sink, summary) {
-            Ok(()) => {}
-            Err(UnitError::Input(err)) => report(format!("{name}: {err}")),
-            Err(UnitError::Sink { source, .. }) => sink_error = Some(source),
+    split_input(bytes, &limits, |item| {
+        if sink_error.is_none() {
+            sink_error = process_item(item, name, pipeline, sink, summary, report).err();
         }
     });
     sink_error.map_or(Ok(()), Err)
+}
+
+/// One item of [`split_input`] through the pipeline: a unit is processed, a detection error reported and
+/// counted. Only a sink error is returned.
+pub fn process_item<S: Sink>(
+    item: Result<Unit, InputError>,
+    name: &str,
+    pipeline: &mut Pipeline,
+    sink: &mut S,
+    summary: &mut Summary,
+    report: &mut dyn FnMut(String),
+) -> Result<(), S::Error> {
+    let unit = match item {
+        Ok(unit) => unit,
+        Err(err) => {
+            summary.failed_records += 1;
+            report(format!("{name}: {err}"));
+            return Ok(());
+        }
+    };
+    match pipeline.process_unit(unit, sink, summary) {
+        Ok(()) => Ok(()),
+        Err(UnitError::Input(err)) => {
+            report(format!("{name}: {err}"));
+            Ok(())
+        }
+        Err(UnitError::Sink { source, .. }) => Err(source),
+    }
 }
 
 /// Writes the summary line the way every face of tracehose reports it.

@@ -10,7 +10,7 @@ use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseRespon
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::input::{split_input, Unit, UnitData};
+use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
 use crate::pipeline::{Pipeline, UnitError};
 use crate::process::print_summary;
@@ -23,25 +23,30 @@ const OK: &str = "Ok";
 const DROPPED: &str = "Dropped";
 const FAILED: &str = "ProcessingFailed";
 
-pub(super) fn transform(pipeline: &mut Pipeline, raw: &[u8]) -> KinesisFirehoseResponse {
-    let limits = *pipeline.limits();
+/// Answers a transformation event, already split into its records by `input::split_input`.
+pub(super) fn transform(
+    pipeline: &mut Pipeline,
+    items: Vec<Result<Unit, InputError>>,
+) -> KinesisFirehoseResponse {
     let mut summary = Summary::default();
     let mut records = Vec::new();
     let mut response_bytes = 0usize;
-    split_input(raw, &limits, |unit| {
-        let unit = match unit {
-            Ok(unit) => unit,
+    for item in items {
+        match item {
+            Ok(unit) => records.push(transform_record(
+                pipeline,
+                unit,
+                &mut summary,
+                &mut response_bytes,
+            )),
             Err(err) => {
                 // Without a record id there is nothing to answer: Firehose will see the id missing and fail
                 // the whole batch, which it retries.
                 summary.failed_records += 1;
                 eprintln!("tracehose: error: event: {err}");
-                return;
             }
-        };
-        let record = transform_record(pipeline, unit, &mut summary, &mut response_bytes);
-        records.push(record);
-    });
+        }
+    }
     let _ = print_summary(&mut std::io::stderr(), &summary);
     let mut response = KinesisFirehoseResponse::default();
     response.records = records;

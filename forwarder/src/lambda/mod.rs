@@ -14,17 +14,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
+use crate::input::{split_input, InputError, Shape, Unit};
 use crate::limits::Limits;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
 use crate::pipeline::Pipeline;
-use crate::process::{print_summary, process_bytes};
+use crate::process::{print_summary, process_item};
 use crate::subscribe::{self, Subscriber};
 use crate::summary::Summary;
 
@@ -64,53 +64,54 @@ pub struct Handler {
     subscriber: Option<Subscriber>,
 }
 
-/// Just enough of an event to route it without materialising the (possibly 6 MB) rest.
-#[derive(Deserialize)]
-struct Probe {
-    #[serde(rename = "detail-type")]
-    detail_type: Option<String>,
-    #[serde(rename = "deliveryStreamArn")]
-    delivery_stream_arn: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "invocationId")]
-    invocation_id: Option<serde::de::IgnoredAny>,
-}
-
 impl Handler {
     pub fn new(pipeline: Pipeline, subscriber: Option<Subscriber>) -> Self {
         Self { pipeline, subscriber }
     }
 
     /// Handles one invocation's raw event and returns the response Lambda passes back to the caller.
+    /// The event is split once, by the same detection `process` uses, and routed on the shapes found.
     pub async fn handle(&mut self, raw: &str) -> Result<Value, HandlerError> {
-        let probe: Option<Probe> = serde_json::from_str(raw).ok();
-        if let Some(probe) = &probe {
-            if probe.detail_type.is_some() {
-                if let Some(response) = self.route_event_bridge(raw).await? {
-                    return Ok(response);
-                }
-            }
-            if probe.delivery_stream_arn.is_some() || probe.invocation_id.is_some() {
-                let response = firehose::transform(&mut self.pipeline, raw.as_bytes());
-                return Ok(serde_json::to_value(response).unwrap_or(Value::Null));
+        let limits = *self.pipeline.limits();
+        let mut items = Vec::new();
+        split_input(raw.as_bytes(), &limits, |item| items.push(item));
+        let is = |shape| {
+            items
+                .iter()
+                .any(|item| matches!(item, Ok(unit) if unit.shape == shape))
+        };
+        if is(Shape::FirehoseTransformation) {
+            let response = firehose::transform(&mut self.pipeline, items);
+            return Ok(serde_json::to_value(response).unwrap_or(Value::Null));
+        }
+        let unrecognised = !items.is_empty()
+            && items
+                .iter()
+                .all(|item| matches!(item, Err(InputError::Unrecognised { .. })));
+        if unrecognised {
+            if let Some(response) = self.route_event_bridge(raw).await? {
+                return Ok(response);
             }
         }
-        self.forward(raw.as_bytes())
+        self.forward(items)
     }
 
     /// Any shape but a transformation: records to stdout NDJSON (the embedded default destination).
-    fn forward(&mut self, bytes: &[u8]) -> Result<Value, HandlerError> {
+    fn forward(&mut self, items: Vec<Result<Unit, InputError>>) -> Result<Value, HandlerError> {
         let stdout = io::stdout();
         let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
         let mut summary = Summary::default();
         let mut report = |message: String| eprintln!("tracehose: error: {message}");
-        process_bytes(
-            bytes,
-            "event",
-            &mut self.pipeline,
-            &mut sink,
-            &mut summary,
-            &mut report,
-        )?;
+        for item in items {
+            process_item(
+                item,
+                "event",
+                &mut self.pipeline,
+                &mut sink,
+                &mut summary,
+                &mut report,
+            )?;
+        }
         sink.flush()?;
         drop(sink);
         report_summary(&summary);
