@@ -17,18 +17,15 @@ use serde_json::json;
 
 #[tokio::test]
 async fn a_backend_outage_never_holds_the_invocation_and_data_is_kept_for_later() {
-    let backend = Backend::start().await;
-    backend.set_mode(HANGING);
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (backend, mut sb) = start_ready(
+        HANGING,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "true"),
             ("TRACEHOSE_FLUSH_STRATEGY", "end"),
             ("TRACEHOSE_FLUSH_TIMEOUT_MS", "80"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     let mut worst = Duration::ZERO;
     for i in 0..6 {
         let added = invocation(&sb, i + 2, &format!("r-{i}"), None, "success", None, None, None).await;
@@ -64,17 +61,14 @@ async fn a_backend_outage_never_holds_the_invocation_and_data_is_kept_for_later(
 
 #[tokio::test]
 async fn shutdown_with_a_hanging_backend_stays_within_the_deadline_and_reports_losses() {
-    let backend = Backend::start().await;
-    backend.set_mode(HANGING);
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (_backend, mut sb) = start_ready(
+        HANGING,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
             ("TRACEHOSE_FLUSH_STRATEGY", "end"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     invocation(&sb, 2, "only", None, "success", None, None, None).await;
     sb.shutdown("timeout", Duration::from_millis(1000));
     let (status, took) = sb
@@ -89,17 +83,15 @@ async fn shutdown_with_a_hanging_backend_stays_within_the_deadline_and_reports_l
 
 #[tokio::test]
 async fn periodic_mode_calls_next_at_once_and_ships_logs_with_trace_ids() {
-    let backend = Backend::start().await;
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (backend, mut sb) = start_ready(
+        HEALTHY,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
             ("TRACEHOSE_FLUSH_STRATEGY", "periodic"),
             ("TRACEHOSE_SHIP_LOGS", "true"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     assert_eq!(sb.subscription()["types"], json!(["platform", "function"]));
 
     let start_ms = epoch_ms();
@@ -210,16 +202,14 @@ async fn without_the_telemetry_api_it_still_marks_links_and_exports() {
 
 #[tokio::test]
 async fn a_subscription_that_never_delivers_does_not_hold_invocations_until_their_deadline() {
-    let backend = Backend::start().await;
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (backend, mut sb) = start_ready(
+        HEALTHY,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
             ("TRACEHOSE_FLUSH_STRATEGY", "end"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     let sent = Instant::now();
     sb.invoke("silent-1", None, Duration::from_secs(30));
     let next = sb.wait_next_call(2, Duration::from_secs(10)).await;
@@ -240,16 +230,14 @@ async fn a_subscription_that_never_delivers_does_not_hold_invocations_until_thei
 
 #[tokio::test]
 async fn auto_mode_switches_to_background_flushing_when_invocations_come_often() {
-    let backend = Backend::start().await;
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (backend, mut sb) = start_ready(
+        HEALTHY,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
             ("TRACEHOSE_FLUSH_STRATEGY", "auto"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     for i in 0..10 {
         invocation(
             &sb,
@@ -287,19 +275,16 @@ async fn auto_mode_switches_to_background_flushing_when_invocations_come_often()
 
 #[tokio::test]
 async fn the_flush_never_runs_past_the_invocation_deadline() {
-    let backend = Backend::start().await;
-    backend.set_mode(HANGING);
     // A generous flush budget: only the invocation's deadline can cut this flush short.
-    let mut sb = Sandbox::start(
-        backend.clone(),
-        options(&[
+    let (backend, mut sb) = start_ready(
+        HANGING,
+        &[
             ("TRACEHOSE_OTLP_RECEIVER_DISABLED", "1"),
             ("TRACEHOSE_FLUSH_STRATEGY", "end"),
             ("TRACEHOSE_FLUSH_TIMEOUT_MS", "3000"),
-        ]),
+        ],
     )
     .await;
-    sb.ready().await;
     // Before any export has failed: no back-off yet, the next flush really goes to the hanging backend.
     sb.telemetry(json!([report("previous", epoch_ms(), 20, "success", None)]))
         .await;

@@ -14,6 +14,15 @@ use super::*;
 pub const XRAY: &str = "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Parent=2be948a625588e32;Sampled=1";
 pub const XRAY_TRACE: &str = "5f35ae120c0fec141ab77a00bc047aa2";
 
+/// A backend answering in `mode`, and a sandbox running the extension with `env`, registered and subscribed.
+pub async fn start_ready(mode: u8, env: &[(&str, &str)]) -> (Backend, Sandbox) {
+    let backend = Backend::start().await;
+    backend.set_mode(mode);
+    let sb = Sandbox::start(backend.clone(), options(env)).await;
+    sb.ready().await;
+    (backend, sb)
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
