@@ -7,6 +7,15 @@ use crate::{SpanId, TraceId};
 
 const OPEN: &str = "[!dt ";
 const INVOCATION_TEXT: &str = " tracehose invocation RequestId: ";
+/// Longest marker body accepted: both ids with their keys take 72 bytes; the rest leaves room for spacing
+/// and fields Dynatrace may add. Bounding it is what keeps the search linear.
+const MAX_BODY: usize = 256;
+
+enum Candidate {
+    Marker(DynatraceMarker, usize),
+    /// Not a valid marker: where to look for the next `[`.
+    Next(usize),
+}
 
 /// A `[!dt ...]` marker found in, or to be written into, a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,16 +35,40 @@ impl DynatraceMarker {
     /// Like [`find`](Self::find), also returning the byte offset just past the marker's closing bracket.
     pub fn find_with_end(line: &str) -> Option<(Self, usize)> {
         let mut from = 0;
-        while let Some(pos) = find_ascii_ci(&line[from..], OPEN) {
-            let body_start = from + pos + OPEN.len();
-            let close = line[body_start..].find(']')?;
-            let body = &line[body_start..body_start + close];
-            if let Some(marker) = Self::parse_body(body) {
-                return Some((marker, body_start + close + 1));
+        while let Some(rel) = line.get(from..)?.find('[') {
+            match Self::at(line, from + rel) {
+                Candidate::Marker(marker, end) => return Some((marker, end)),
+                Candidate::Next(next) => from = next,
             }
-            from = body_start;
         }
         None
+    }
+
+    /// The candidate whose `[` is at `open`. A body is short and cannot contain `[`, so the search for its
+    /// `]` stops at the next `[` or after [`MAX_BODY`] bytes: every byte of the line is looked at by at most
+    /// one candidate, which keeps a line of nothing but `[!dt ` linear.
+    fn at(line: &str, open: usize) -> Candidate {
+        let bytes = line.as_bytes();
+        let body_start = open + OPEN.len();
+        let is_open = bytes
+            .get(open..body_start)
+            .is_some_and(|b| b.eq_ignore_ascii_case(OPEN.as_bytes()));
+        if !is_open {
+            return Candidate::Next(open + 1);
+        }
+        let window = &bytes[body_start..bytes.len().min(body_start + MAX_BODY + 1)];
+        match window.iter().position(|&c| c == b']' || c == b'[') {
+            Some(close) if window[close] == b']' => {
+                // Both ends are ASCII, so these are character boundaries.
+                let body = line.get(body_start..body_start + close).unwrap_or_default();
+                match Self::parse_body(body) {
+                    Some(marker) => Candidate::Marker(marker, body_start + close + 1),
+                    None => Candidate::Next(body_start + close + 1),
+                }
+            }
+            Some(next_open) => Candidate::Next(body_start + next_open),
+            None => Candidate::Next(body_start + window.len()),
+        }
     }
 
     fn parse_body(body: &str) -> Option<Self> {
@@ -90,7 +123,10 @@ pub fn parse_invocation_marker(line: &str) -> Option<InvocationMarker<'_>> {
     if !line.starts_with(OPEN) {
         return None;
     }
-    let (marker, end) = DynatraceMarker::find_with_end(line)?;
+    // The marker must be the one at the start, not a later one after an invalid first.
+    let Candidate::Marker(marker, end) = DynatraceMarker::at(line, 0) else {
+        return None;
+    };
     let request_id = line[end..].strip_prefix(INVOCATION_TEXT)?.trim();
     let plausible = !request_id.is_empty()
         && request_id.len() <= 128
@@ -102,14 +138,6 @@ pub fn parse_invocation_marker(line: &str) -> Option<InvocationMarker<'_>> {
         span_id: marker.span_id,
         request_id,
     })
-}
-
-fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    if h.len() < n.len() {
-        return None;
-    }
-    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 #[cfg(test)]
@@ -145,6 +173,43 @@ mod tests {
         assert!(DynatraceMarker::find(&format!("[!dt dt.trace_id={TRACE},dt.span_id=xyz]")).is_none());
     }
 
+    /// Issue 7: a line of repeated openings once cost quadratic time (20 s for 1 MiB). These answers come
+    /// from a search that looks at each byte a bounded number of times; `benches/hostile_lines.rs` in the
+    /// forwarder shows the throughput.
+    #[test]
+    fn hostile_lines_of_a_mebibyte() {
+        const MIB: usize = 1 << 20;
+        let valid = format!("[!dt dt.trace_id={TRACE},dt.span_id={SPAN}]");
+        let openings = "[!dt ".repeat(MIB / 5);
+        assert!(DynatraceMarker::find(&format!("{openings}]")).is_none());
+        assert!(DynatraceMarker::find(&openings).is_none());
+        let found = DynatraceMarker::find(&format!("{openings}]{valid}")).unwrap();
+        assert_eq!(found.span_id.unwrap().to_string(), SPAN);
+        assert!(DynatraceMarker::find(&format!("{openings}{valid}")).is_some());
+        assert!(DynatraceMarker::find(&format!("{}{valid}", "[".repeat(MIB))).is_some());
+        assert!(DynatraceMarker::find(&format!("{}{valid}", "[!".repeat(MIB / 2))).is_some());
+        let unclosed = format!("[!dt dt.trace_id={TRACE}{}", " ".repeat(MIB));
+        assert!(DynatraceMarker::find(&unclosed).is_none());
+        let long_body = format!("[!dt dt.trace_id={TRACE},{}]", "x=y,".repeat(MIB / 4));
+        assert!(DynatraceMarker::find(&long_body).is_none());
+        assert!(DynatraceMarker::find(&format!("{long_body} {valid}")).is_some());
+        let mut upper = "[!DT ".repeat(MIB / 5);
+        upper.push_str(
+            &valid
+                .to_uppercase()
+                .replace("[!DT DT.TRACE_ID", "[!dt dt.trace_id"),
+        );
+        assert!(DynatraceMarker::find(&upper).is_some());
+    }
+
+    #[test]
+    fn a_bracket_inside_the_body_ends_the_candidate() {
+        let line = format!("[!dt dt.trace_id=[!dt dt.trace_id={TRACE}]");
+        assert_eq!(DynatraceMarker::find(&line).unwrap().trace_id.to_string(), TRACE);
+        assert!(DynatraceMarker::find("[!dt").is_none());
+        assert!(DynatraceMarker::find("é[!dt é]").is_none());
+    }
+
     #[test]
     fn invocation_marker_round_trips() {
         let trace = TraceId::from_hex(TRACE).unwrap();
@@ -159,6 +224,7 @@ mod tests {
         assert_eq!(parsed.request_id, "8f507cfc-1a2b-4697-b07a-ac58fc914c95");
         assert_eq!(parsed.trace_id, trace);
         assert!(parse_invocation_marker(&format!("x {line}")).is_none());
+        assert!(parse_invocation_marker(&format!("[!dt nonsense] {line}")).is_none());
         assert!(parse_invocation_marker(&format!(
             "[!dt dt.trace_id={TRACE}] tracehose invocation RequestId: a b"
         ))
