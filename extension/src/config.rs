@@ -10,6 +10,85 @@ use tracehose_export::{Destination, Signal};
 
 use crate::otlp::{int_attr, str_attr};
 
+const DEFAULT_BUFFER_BYTES: u64 = 2 * 1024 * 1024;
+const MAX_BUFFER_BYTES: u64 = 64 * 1024 * 1024;
+/// Lambda's largest memory setting is 10,240 MB; this leaves room for whatever comes next.
+const MAX_MEMORY_MB: u64 = 1024 * 1024;
+/// The OTLP exporter default (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A whole number a variable must hold, and the default used when it does not.
+#[derive(Debug, Clone, Copy)]
+struct NumberRange {
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+    why: &'static str,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NumberError {
+    #[error("{name}: {value:?} is not a whole number; using {default}")]
+    NotANumber {
+        name: &'static str,
+        value: String,
+        default: u64,
+    },
+    #[error("{name}: {value} is outside {min}..={max}{why}; using {default}")]
+    OutOfRange {
+        name: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+        why: String,
+        default: u64,
+    },
+}
+
+impl NumberRange {
+    fn new(name: &'static str, default: u64, min: u64, max: u64) -> Self {
+        Self {
+            name,
+            default,
+            min,
+            max,
+            why: "",
+        }
+    }
+
+    fn because(self, why: &'static str) -> Self {
+        Self { why, ..self }
+    }
+
+    /// The value, `default` when unset. Values past `u64` fail to parse and are reported like any other.
+    fn check(&self, raw: Option<&str>) -> Result<u64, NumberError> {
+        let Some(raw) = raw else {
+            return Ok(self.default);
+        };
+        let value = raw.parse::<u64>().map_err(|_| NumberError::NotANumber {
+            name: self.name,
+            value: raw.chars().take(32).collect(),
+            default: self.default,
+        })?;
+        if (self.min..=self.max).contains(&value) {
+            return Ok(value);
+        }
+        Err(NumberError::OutOfRange {
+            name: self.name,
+            value,
+            min: self.min,
+            max: self.max,
+            why: if self.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.why)
+            },
+            default: self.default,
+        })
+    }
+}
+
 /// Which flush strategy to use; `Auto` switches between the other two by invocation frequency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushStrategy {
@@ -54,22 +133,53 @@ impl Config {
     pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut errors = Vec::new();
         let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let mut number = |name: &str, default: u64, max: u64| -> u64 {
-            match get(name).map(|v| v.parse::<u64>()) {
-                None => default,
-                Some(Ok(v)) if v <= max => v,
-                Some(_) => {
-                    errors.push(format!("{name}: not a number up to {max}; using {default}"));
-                    default
+        // Lambda's own; an absurd value is ignored rather than trusted to size the buffers below.
+        let memory_mb = match get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").map(|v| v.parse::<u64>()) {
+            None => None,
+            Some(Ok(mb)) if (1..=MAX_MEMORY_MB).contains(&mb) => Some(mb),
+            Some(_) => {
+                errors.push(format!(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE: not a size in MB from 1 to {MAX_MEMORY_MB}; ignored"
+                ));
+                None
+            }
+        };
+        let mut number = |range: NumberRange| -> u64 {
+            match range.check(get(range.name).as_deref()) {
+                Ok(value) => value,
+                Err(error) => {
+                    errors.push(error.to_string());
+                    range.default
                 }
             }
         };
-        let telemetry_port = number("TRACEHOSE_TELEMETRY_PORT", 4323, 65535) as u16;
-        let receiver_port = number("TRACEHOSE_OTLP_RECEIVER_PORT", 4318, 65535) as u16;
-        let flush_timeout = Duration::from_millis(number("TRACEHOSE_FLUSH_TIMEOUT_MS", 80, 60_000));
-        let flush_interval = Duration::from_millis(number("TRACEHOSE_FLUSH_INTERVAL_MS", 10_000, 3_600_000));
-        let buffer_bytes = number("TRACEHOSE_BUFFER_BYTES", 2 * 1024 * 1024, 64 * 1024 * 1024) as usize;
-        let memory_mb: Option<u64> = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse().ok());
+        let telemetry_port = number(NumberRange::new("TRACEHOSE_TELEMETRY_PORT", 4323, 0, 65535)) as u16;
+        let receiver_port = number(
+            NumberRange::new("TRACEHOSE_OTLP_RECEIVER_PORT", 4318, 1, 65535)
+                .because("the function must know the port to send to"),
+        ) as u16;
+        let flush_timeout = Duration::from_millis(number(
+            NumberRange::new("TRACEHOSE_FLUSH_TIMEOUT_MS", 80, 1, 60_000)
+                .because("0 would never flush at the end of an invocation"),
+        ));
+        let flush_interval = Duration::from_millis(number(
+            NumberRange::new("TRACEHOSE_FLUSH_INTERVAL_MS", 10_000, 100, 3_600_000)
+                .because("shorter would flush on every invocation"),
+        ));
+        // Every buffer (spans, logs, each destination's queue) may hold this much: a sixteenth of the
+        // function's memory at most.
+        let buffer_max = memory_mb.map_or(MAX_BUFFER_BYTES, |mb| {
+            (mb.saturating_mul(1024 * 1024) / 16).clamp(DEFAULT_BUFFER_BYTES, MAX_BUFFER_BYTES)
+        });
+        let buffer_bytes = number(
+            NumberRange::new(
+                "TRACEHOSE_BUFFER_BYTES",
+                DEFAULT_BUFFER_BYTES,
+                64 * 1024,
+                buffer_max,
+            )
+            .because("at most 1/16 of the function's memory, at least room for one invocation's spans"),
+        ) as usize;
 
         let mut flag = |name: &str| match get(name).map(|v| v.to_ascii_lowercase()) {
             None => false,
@@ -95,14 +205,25 @@ impl Config {
             }
         };
 
-        let (traces, trace_errors) = destinations_from_env(Signal::Traces, env);
-        let (logs, log_errors) = if ship_logs {
+        let (mut traces, trace_errors) = destinations_from_env(Signal::Traces, env);
+        let (mut logs, log_errors) = if ship_logs {
             destinations_from_env(Signal::Logs, env)
         } else {
             (Vec::new(), Vec::new())
         };
         errors.extend(trace_errors.iter().map(ToString::to_string));
         errors.extend(log_errors.iter().map(ToString::to_string));
+        for destination in traces.iter_mut().chain(logs.iter_mut()) {
+            if destination.timeout.is_zero() {
+                errors.push(format!(
+                    "OTEL_EXPORTER_OTLP_TIMEOUT (or its per-signal variant): 0 would fail every export to {}; \
+                     using {} ms",
+                    destination.name,
+                    DEFAULT_EXPORT_TIMEOUT.as_millis()
+                ));
+                destination.timeout = DEFAULT_EXPORT_TIMEOUT;
+            }
+        }
 
         let function_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
         let function_version = get("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_default();
@@ -276,5 +397,67 @@ mod tests {
         assert!(c.errors[0].starts_with("TRACEHOSE_FLUSH_TIMEOUT_MS"));
         assert_eq!(c.traces.len(), 1);
         assert_eq!(c.flush_timeout, Duration::from_millis(80));
+    }
+
+    /// Zero, the largest u64, one past it, negative and empty-looking values: each refused by name, with
+    /// the default in force.
+    #[test]
+    fn extreme_numbers_are_refused_by_name_and_defaults_run() {
+        let c = config(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("TRACEHOSE_BUFFER_BYTES", "0"),
+            ("TRACEHOSE_FLUSH_INTERVAL_MS", "0"),
+            ("TRACEHOSE_FLUSH_TIMEOUT_MS", "18446744073709551615"),
+            ("TRACEHOSE_OTLP_RECEIVER_PORT", "0"),
+            ("TRACEHOSE_TELEMETRY_PORT", "18446744073709551616"),
+        ]);
+        let named: Vec<&str> = c.errors.iter().filter_map(|e| e.split(':').next()).collect();
+        assert_eq!(
+            named,
+            [
+                "TRACEHOSE_TELEMETRY_PORT",
+                "TRACEHOSE_OTLP_RECEIVER_PORT",
+                "TRACEHOSE_FLUSH_TIMEOUT_MS",
+                "TRACEHOSE_FLUSH_INTERVAL_MS",
+                "TRACEHOSE_BUFFER_BYTES"
+            ],
+            "{:?}",
+            c.errors
+        );
+        assert_eq!(c.buffer_bytes, 2 * 1024 * 1024);
+        assert_eq!(c.flush_interval, Duration::from_secs(10));
+        assert_eq!(c.flush_timeout, Duration::from_millis(80));
+        assert_eq!(c.receiver_port, Some(4318));
+        assert_eq!(c.telemetry_port, 4323);
+
+        // The buffer follows the function's memory: 64 MiB is too much for 128 MB, fine for 2 GB.
+        let small = config(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("TRACEHOSE_BUFFER_BYTES", "67108864"),
+        ]);
+        assert!(
+            small.errors[0].contains("outside 65536..=8388608"),
+            "{:?}",
+            small.errors
+        );
+        let large = config(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"),
+            ("TRACEHOSE_BUFFER_BYTES", "67108864"),
+        ]);
+        assert!(large.errors.is_empty(), "{:?}", large.errors);
+        assert_eq!(large.buffer_bytes, 64 * 1024 * 1024);
+
+        let odd = config(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"),
+            ("TRACEHOSE_FLUSH_INTERVAL_MS", "-5"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ]);
+        assert_eq!(odd.errors.len(), 3, "{:?}", odd.errors);
+        assert!(odd.errors[0].starts_with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"));
+        assert!(odd.errors[1].starts_with("TRACEHOSE_FLUSH_INTERVAL_MS: \"-5\""));
+        assert!(odd.errors[2].starts_with("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        assert_eq!(odd.memory_mb, None);
+        assert_eq!(odd.traces[0].timeout, DEFAULT_EXPORT_TIMEOUT);
     }
 }
