@@ -3,11 +3,12 @@
 //! forwarder joins logs with, and exports traces (and optionally logs) over OTLP/HTTP.
 //!
 //! The pieces, one idea each: `config` (environment), `api` (Extensions API client), `listener` and
-//! `telemetry` (Telemetry API), `receiver` (local OTLP endpoint), `invocation` (per-invocation state),
+//! `telemetry` (Telemetry API), `receiver` and `bounded` (local OTLP endpoint), `invocation` (per-invocation state),
 //! `spans` and `logs` (OTLP records), `state` (shared buffers), `flush` (when), `export` and `outbox` (how),
 //! `run` (the event loop).
 
 pub mod api;
+pub mod bounded;
 pub mod clock;
 pub mod config;
 pub mod export;

@@ -2,27 +2,37 @@
 //! else forever, and a broken batch cannot become valid by being sent again.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use crate::logs::log_record;
-use crate::server::{read_body, reply, BodyError, Reply};
+use crate::server::{read_body, reply, BodyError, BodyLimits, Reply};
 use crate::state::{print_markers, Shared, Stats};
 use crate::telemetry::{parse_batch, Event};
 
 /// Lambda's largest buffering setting is 1 MiB; batches can overshoot it by one record (up to 256 KiB).
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Lambda POSTs a whole buffered batch at once; a body still arriving after seconds will not be completed.
+pub const LIMITS: BodyLimits = BodyLimits {
+    max: MAX_BATCH_BYTES,
+    drain: 4 * MAX_BATCH_BYTES,
+    deadline: Duration::from_secs(5),
+};
+/// Lambda delivers one batch at a time per subscriber; a few more leave room for retries.
+pub const MAX_CONNECTIONS: usize = 4;
 
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let ok = || reply(StatusCode::OK, "", "");
-    let body = match read_body(request.into_body(), MAX_BATCH_BYTES, 4 * MAX_BATCH_BYTES).await {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(&parts.headers, body, LIMITS).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(_)) => {
             Stats::add(&shared.stats.telemetry_oversize, 1);
             return ok();
         }
-        Err(BodyError::Read(_)) => {
+        Err(BodyError::Read(_) | BodyError::Timeout(_)) => {
             Stats::add(&shared.stats.telemetry_unparseable, 1);
             return ok();
         }

@@ -86,9 +86,11 @@ pub async fn run(client: reqwest::Client, config: Config, started: Instant) -> R
                 .map(|a| a.port())
                 .unwrap_or(config.telemetry_port);
             let state = shared.clone();
-            tokio::spawn(server::serve(listener, move |request| {
-                listener::handle(state.clone(), request)
-            }));
+            tokio::spawn(server::serve(
+                listener,
+                listener::MAX_CONNECTIONS,
+                move |request| listener::handle(state.clone(), request),
+            ));
             Some(port)
         }
         Err(error) => {
@@ -103,9 +105,11 @@ pub async fn run(client: reqwest::Client, config: Config, started: Instant) -> R
         match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(listener) => {
                 let state = shared.clone();
-                tokio::spawn(server::serve(listener, move |request| {
-                    receiver::handle(state.clone(), request)
-                }));
+                tokio::spawn(server::serve(
+                    listener,
+                    receiver::MAX_CONNECTIONS,
+                    move |request| receiver::handle(state.clone(), request),
+                ));
             }
             Err(error) => diag!("cannot start the OTLP receiver on 127.0.0.1:{port}: {error}"),
         }

@@ -15,6 +15,13 @@ use tokio::sync::Notify;
 use crate::invocation::{Markers, Tracker};
 use crate::spans::{invocation_spans, FunctionInfo};
 
+/// Buffered items at most, whatever their size: the byte bound alone would let tiny items pile up.
+pub const MAX_BUFFERED_SPANS: usize = 16 * 1024;
+pub const MAX_BUFFERED_LOGS: usize = 16 * 1024;
+/// What an item costs in memory beyond its encoded size: an empty span is 2 bytes on the wire.
+const SPAN_OVERHEAD: usize = std::mem::size_of::<Span>();
+const LOG_OVERHEAD: usize = std::mem::size_of::<LogRecord>();
+
 /// Everything counted for the summary line: what went out and, above all, what was lost and why.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -24,7 +31,10 @@ pub struct Stats {
     pub telemetry_items_unusable: AtomicU64,
     pub platform_logs_dropped: AtomicU64,
     pub spans_received: AtomicU64,
+    /// Spans a request carried beyond the receiver's per-request budget (answered with partial success).
     pub spans_rejected: AtomicU64,
+    /// Receiver requests refused whole (too large, too slow, undecodable): their spans were never counted.
+    pub otlp_requests_rejected: AtomicU64,
     pub spans_dropped: AtomicU64,
     pub spans_exported: AtomicU64,
     pub spans_failed: AtomicU64,
@@ -47,6 +57,7 @@ impl Stats {
             &self.telemetry_unparseable,
             &self.telemetry_oversize,
             &self.spans_rejected,
+            &self.otlp_requests_rejected,
             &self.spans_dropped,
             &self.spans_failed,
             &self.logs_dropped,
@@ -62,7 +73,7 @@ impl Stats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "spans_exported={} spans_received={} spans_dropped_buffer_full={} spans_failed={} spans_rejected={} \
-             spans_no_destination={} logs_exported={} logs_dropped_buffer_full={} logs_failed={} \
+             otlp_requests_rejected={} spans_no_destination={} logs_exported={} logs_dropped_buffer_full={} logs_failed={} \
              logs_no_destination={} telemetry_batches={} \
              telemetry_unparseable={} telemetry_oversize={} telemetry_items_unusable={} platform_logs_dropped={}",
             g(&self.spans_exported),
@@ -70,6 +81,7 @@ impl Stats {
             g(&self.spans_dropped),
             g(&self.spans_failed),
             g(&self.spans_rejected),
+            g(&self.otlp_requests_rejected),
             g(&self.spans_unexported),
             g(&self.logs_exported),
             g(&self.logs_dropped),
@@ -89,6 +101,7 @@ pub struct State {
     pub tracker: Tracker,
     own_spans: Vec<Span>,
     function_spans: Vec<ResourceSpans>,
+    span_count: usize,
     span_bytes: usize,
     logs: Vec<LogRecord>,
     log_bytes: usize,
@@ -119,6 +132,7 @@ impl Shared {
                 tracker: Tracker::new(false),
                 own_spans: Vec::new(),
                 function_spans: Vec::new(),
+                span_count: 0,
                 span_bytes: 0,
                 logs: Vec::new(),
                 log_bytes: 0,
@@ -145,11 +159,12 @@ impl Shared {
         for inv in &done {
             let spans = invocation_spans(inv, &state.tracker.init, &self.function);
             for span in spans {
-                let size = span.encoded_len();
-                if state.span_bytes + size > self.buffer_bytes {
+                let size = span.encoded_len() + SPAN_OVERHEAD;
+                if !self.room_for_spans(&state, 1, size) {
                     Stats::add(&self.stats.spans_dropped, 1);
                     continue;
                 }
+                state.span_count += 1;
                 state.span_bytes += size;
                 state.own_spans.push(span);
             }
@@ -157,22 +172,31 @@ impl Shared {
         markers
     }
 
-    /// Buffers a batch of the function's spans; returns how many were dropped for lack of room.
+    /// Buffers a batch of the function's spans, whole or not at all; returns how many were dropped for lack
+    /// of room.
     pub fn push_function_spans(&self, batch: ResourceSpans, count: usize) -> usize {
-        let size = batch.encoded_len();
+        let size = batch
+            .encoded_len()
+            .saturating_add(count.saturating_mul(SPAN_OVERHEAD));
         let mut state = self.lock();
-        if state.span_bytes + size > self.buffer_bytes {
+        if !self.room_for_spans(&state, count, size) {
             Stats::add(&self.stats.spans_dropped, count);
             return count;
         }
+        state.span_count += count;
         state.span_bytes += size;
         state.function_spans.push(batch);
         0
     }
 
+    fn room_for_spans(&self, state: &State, count: usize, size: usize) -> bool {
+        state.span_count.saturating_add(count) <= MAX_BUFFERED_SPANS
+            && state.span_bytes.saturating_add(size) <= self.buffer_bytes
+    }
+
     pub fn push_log(&self, state: &mut State, record: LogRecord) {
-        let size = record.encoded_len();
-        if state.log_bytes + size > self.buffer_bytes {
+        let size = record.encoded_len() + LOG_OVERHEAD;
+        if state.logs.len() >= MAX_BUFFERED_LOGS || state.log_bytes.saturating_add(size) > self.buffer_bytes {
             Stats::add(&self.stats.logs_dropped, 1);
             return;
         }
@@ -186,6 +210,7 @@ impl Shared {
         let own = std::mem::take(&mut state.own_spans);
         let function = std::mem::take(&mut state.function_spans);
         let logs = std::mem::take(&mut state.logs);
+        state.span_count = 0;
         state.span_bytes = 0;
         state.log_bytes = 0;
         drop(state);

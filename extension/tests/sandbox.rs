@@ -239,7 +239,7 @@ async fn cold_start_invocations_function_spans_and_shutdown() {
         "telemetry_unparseable=1",
         "telemetry_oversize=1",
         "telemetry_items_unusable=1",
-        "spans_rejected=1",
+        "otlp_requests_rejected=1",
         "spans_received=3",
     ] {
         assert!(stderr.contains(counted), "{counted}: {stderr}");
