@@ -120,7 +120,14 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
         Some(c) if c.is_ascii_digit() => return parse_timeout(text),
         _ => return None,
     }
-    let word_end = text.find([' ', '\t']).unwrap_or(text.len());
+    // The longest event word is 14 bytes: a line whose first word is longer is not a platform line, and
+    // looking no further keeps a long unbroken line from being scanned here.
+    let head = &text.as_bytes()[..text.len().min(16)];
+    let word_end = match head.iter().position(|&c| c == b' ' || c == b'\t') {
+        Some(end) => end,
+        None if text.len() <= head.len() => text.len(),
+        None => return parse_timeout(text),
+    };
     let (word, rest) = text.split_at(word_end);
     let event = match word {
         "START" => PlatformEvent::Start,
@@ -147,25 +154,23 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     let mut details = PlatformDetails::default();
     let mut xray_trace = None;
     let mut xray_segment = None;
-    for (key, value) in fields(rest) {
-        match key {
-            "Version" => details.version = Some(value.to_owned()),
-            "Runtime Version" => details.runtime_version = Some(value.to_owned()),
-            "Duration" => details.metrics.duration_ms = number(value),
-            "Billed Duration" => details.metrics.billed_duration_ms = number(value),
-            "Memory Size" => details.metrics.memory_size_mb = number(value).map(|n| n as u64),
-            "Max Memory Used" => details.metrics.max_memory_used_mb = number(value).map(|n| n as u64),
-            "Init Duration" => details.metrics.init_duration_ms = number(value),
-            "Restore Duration" => details.metrics.restore_duration_ms = number(value),
-            "Billed Restore Duration" => details.metrics.billed_restore_duration_ms = number(value),
-            "Status" => details.status = Some(value.to_owned()),
-            "Error Type" => details.error_type = Some(value.to_owned()),
-            "Phase" => details.phase = Some(value.to_owned()),
-            "XRAY TraceId" => xray_trace = TraceId::from_xray(value),
-            "SegmentId" => xray_segment = SpanId::from_hex(value),
-            _ => {}
-        }
-    }
+    for_each_field(rest, |key, value| match key {
+        "Version" => details.version = Some(value.to_owned()),
+        "Runtime Version" => details.runtime_version = Some(value.to_owned()),
+        "Duration" => details.metrics.duration_ms = number(value),
+        "Billed Duration" => details.metrics.billed_duration_ms = number(value),
+        "Memory Size" => details.metrics.memory_size_mb = number(value).map(|n| n as u64),
+        "Max Memory Used" => details.metrics.max_memory_used_mb = number(value).map(|n| n as u64),
+        "Init Duration" => details.metrics.init_duration_ms = number(value),
+        "Restore Duration" => details.metrics.restore_duration_ms = number(value),
+        "Billed Restore Duration" => details.metrics.billed_restore_duration_ms = number(value),
+        "Status" => details.status = Some(value.to_owned()),
+        "Error Type" => details.error_type = Some(value.to_owned()),
+        "Phase" => details.phase = Some(value.to_owned()),
+        "XRAY TraceId" => xray_trace = TraceId::from_xray(value),
+        "SegmentId" => xray_segment = SpanId::from_hex(value),
+        _ => {}
+    });
     let severity = if event == PlatformEvent::RuntimeError {
         Severity::Error
     } else {
@@ -184,10 +189,15 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     })
 }
 
+/// Where `Task timed out after` may start: a timestamp, a request id and some spacing come before it.
+const TIMEOUT_WITHIN: usize = 128;
+
 /// `2026-11-21T10:00:03.014Z 8f507cfc-... Task timed out after 3.00 seconds`.
 fn parse_timeout(text: &str) -> Option<ParsedLine> {
     static TIMED_OUT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("Task timed out after "));
-    let at = TIMED_OUT.find(text.as_bytes())?;
+    // The message follows a timestamp and a request id: it is near the start or this is not the line.
+    let head = &text.as_bytes()[..text.len().min(TIMEOUT_WITHIN)];
+    let at = TIMED_OUT.find(head)?;
     let request_id = text[..at]
         .split_whitespace()
         .last()
@@ -214,25 +224,68 @@ fn request_id_after_label(text: &str) -> Option<&str> {
         .filter(|id| super::plausible_request_id(id))
 }
 
-/// `Key: value` fields separated by tabs or newlines; START's `Version:` follows a space instead.
-fn fields(rest: &str) -> impl Iterator<Item = (&str, &str)> {
-    rest.split(['\t', '\n'])
-        .flat_map(|field| {
-            let version_at = if field.trim_start().starts_with("RequestId:") {
-                field.find(" Version: ")
-            } else {
-                None
-            };
-            match version_at {
-                Some(at) => [Some(&field[..at]), Some(&field[at..])],
-                None => [Some(field), None],
-            }
-        })
-        .flatten()
-        .filter_map(|field| {
-            let (key, value) = field.trim().split_once(':')?;
-            Some((key.trim(), value.trim()))
-        })
+/// The keys of platform lines, longest first so that `Billed Duration` is not taken for `Duration`. Keys
+/// tracehose does not keep (`RequestId`, `Runtime Version ARN`, `Sampled`) are here to end the value before.
+const LABELS: [&str; 17] = [
+    "Billed Restore Duration",
+    "Runtime Version ARN",
+    "Restore Duration",
+    "Billed Duration",
+    "Max Memory Used",
+    "Runtime Version",
+    "Init Duration",
+    "XRAY TraceId",
+    "Memory Size",
+    "Error Type",
+    "RequestId",
+    "SegmentId",
+    "Duration",
+    "Version",
+    "Sampled",
+    "Status",
+    "Phase",
+];
+
+/// Calls `f` with each known `Key: value` field of `rest`. Lambda separates fields with tabs and puts the XRAY
+/// part on a new line, but log pipelines that rewrite tabs deliver the same fields separated by spaces: so a
+/// field starts at a known key before a colon, and its value runs to the next known key, tab or newline.
+/// Each colon is looked at once, against keys of bounded length: linear in the line.
+fn for_each_field<'a>(rest: &'a str, mut f: impl FnMut(&'a str, &'a str)) {
+    let bytes = rest.as_bytes();
+    let mut open: Option<(&'static str, usize)> = None;
+    for colon in memchr::memchr_iter(b':', bytes) {
+        let Some(label) = label_before(bytes, colon) else {
+            continue;
+        };
+        if let Some((key, value_start)) = open {
+            f(key, value(rest, value_start, colon - label.len()));
+        }
+        open = Some((label, colon + 1));
+    }
+    if let Some((key, value_start)) = open {
+        f(key, value(rest, value_start, rest.len()));
+    }
+}
+
+/// The known key that ends just before `colon` and starts the line or follows whitespace.
+fn label_before(bytes: &[u8], colon: usize) -> Option<&'static str> {
+    LABELS.into_iter().find(|label| {
+        let Some(start) = colon.checked_sub(label.len()) else {
+            return false;
+        };
+        bytes[start..colon] == *label.as_bytes()
+            && start
+                .checked_sub(1)
+                .is_none_or(|i| bytes[i].is_ascii_whitespace())
+    })
+}
+
+/// A value between its key's colon and the next key, cut at a tab or newline (which end every field of the
+/// tab-separated form, including ones tracehose does not know).
+fn value(rest: &str, start: usize, end: usize) -> &str {
+    let raw = rest.get(start..end).unwrap_or_default();
+    let cut = raw.find(['\t', '\n', '\r']).unwrap_or(raw.len());
+    raw[..cut].trim()
 }
 
 /// `15.74 ms` -> 15.74.
@@ -331,5 +384,78 @@ mod tests {
             (p.platform, p.request_id.as_deref()),
             (Some(PlatformEvent::Timeout), Some(ID))
         );
+    }
+
+    /// Log pipelines that rewrite tabs deliver platform lines with spaces between the fields.
+    #[test]
+    fn fields_separated_by_spaces() {
+        let line = format!("REPORT RequestId: {ID} Duration: 0.62 ms  Billed Duration: 100 ms Memory Size: 128 MB Max Memory Used: 51 MB  Init Duration: 1234 ms");
+        let p = parse(&line).unwrap();
+        assert_eq!(p.request_id.as_deref(), Some(ID));
+        let m = &p.details.as_ref().unwrap().metrics;
+        assert_eq!(
+            (
+                m.duration_ms,
+                m.billed_duration_ms,
+                m.memory_size_mb,
+                m.max_memory_used_mb,
+                m.init_duration_ms
+            ),
+            (Some(0.62), Some(100.0), Some(128), Some(51), Some(1234.0))
+        );
+        let p = parse("INIT_START Runtime Version: python:3.12.v27 Runtime Version ARN: arn:aws:lambda:eu-west-1::runtime:abc").unwrap();
+        assert_eq!(
+            p.details.unwrap().runtime_version.as_deref(),
+            Some("python:3.12.v27")
+        );
+    }
+
+    /// Every tab-separated line gives the same answer with its tabs and newlines turned into one or two spaces.
+    #[test]
+    fn spaces_give_what_tabs_give() {
+        let xray =
+            "XRAY TraceId: 1-5e34a614-10bd4a8ff1fb44f07bc535a1\tSegmentId: 07f5a12b2d3e4f56\tSampled: true\t";
+        for line in [
+            format!("REPORT RequestId: {ID}\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\tMax Memory Used: 56 MB\tInit Duration: 130.49 ms\t\n{xray}"),
+            format!("REPORT RequestId: {ID}\tDuration: 5.00 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tRestore Duration: 220.51 ms\tBilled Restore Duration: 110 ms\t"),
+            format!("REPORT RequestId: {ID}\tDuration: 5.00 ms\tBilled Duration: 5 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: error\tError Type: Runtime.ExitError"),
+            format!("REPORT RequestId: {ID}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: timeout\n{xray}"),
+            "INIT_REPORT Init Duration: 87.28 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.Unknown".to_owned(),
+            "INIT_START Runtime Version: python:3.12.v27\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:abc".to_owned(),
+            "RESTORE_REPORT Restore Duration: 240.12 ms\tStatus: success".to_owned(),
+            format!("START RequestId: {ID}\tVersion: 12"),
+        ] {
+            let tabs = parse(&line).unwrap();
+            assert!(tabs.details.is_some(), "{line}");
+            for sep in [" ", "  "] {
+                let spaced = line.replace(['\t', '\n'], sep);
+                assert_eq!(parse(&spaced).unwrap(), tabs, "{spaced}");
+            }
+        }
+    }
+
+    /// Issue 7: a mebibyte of what the field search keys on still parses, linearly, to the right answer.
+    #[test]
+    fn hostile_platform_lines() {
+        const MIB: usize = 1 << 20;
+        for filler in [
+            "Duration: ",
+            "Duration:",
+            ":",
+            " ",
+            "\t",
+            "Billed Restore Duration",
+            "x",
+        ] {
+            let line = format!(
+                "REPORT RequestId: {ID}\t{}\tMemory Size: 128 MB",
+                filler.repeat(MIB / filler.len())
+            );
+            let p = parse(&line).unwrap();
+            assert_eq!(p.details.unwrap().metrics.memory_size_mb, Some(128), "{filler}");
+        }
+        assert!(parse(&format!("{} Task timed out after 3.00 seconds", "1".repeat(MIB))).is_none());
+        assert!(parse(&"S".repeat(MIB)).is_none());
+        assert!(parse(&format!("START{}", "RequestId: ".repeat(MIB / 11))).is_none());
     }
 }
