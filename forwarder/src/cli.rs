@@ -33,9 +33,10 @@ pub struct ProcessArgs {
     /// Input files; `-` or none reads standard input. State carries across files in order, as it does
     /// across deliveries of a warm Lambda.
     pub files: Vec<PathBuf>,
-    /// Refuse any single decompression larger than this (gzip-bomb cap); default 64 MiB.
-    #[arg(long, value_name = "BYTES")]
-    pub max_decompressed_bytes: Option<usize>,
+    /// Refuse any single decompression larger than this (gzip-bomb cap); default 64 MiB, or what the
+    /// function's memory allows inside Lambda. Overrides TRACEHOSE_MAX_DECOMPRESSED_BYTES.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_decompressed_bytes: Option<u64>,
 }
 
 pub fn main() -> ExitCode {
@@ -54,22 +55,24 @@ pub fn main() -> ExitCode {
 }
 
 fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
-    if let Some(max) = args.max_decompressed_bytes.filter(|&m| m > 0) {
-        limits.max_decompressed_bytes = max;
+    if let Some(max) = args.max_decompressed_bytes {
+        limits.max_decompressed_bytes = usize::try_from(max).unwrap_or(usize::MAX);
     }
     let mut report = |message: String| eprintln!("tracehose: error: {message}");
-    let summary = match process::run(&args.files, limits, &mut report) {
-        Ok(summary) => summary,
-        // `tracehose process ... | head` closing the pipe is not a failure of ours.
-        Err(err) if err.kind() == ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("tracehose: error: writing output: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let (summary, write_error) = process::run(&args.files, limits, &mut report);
+    // `tracehose process ... | head` closing the pipe is not a failure of ours, and needs no summary.
+    if write_error
+        .as_ref()
+        .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
+    {
+        return ExitCode::SUCCESS;
+    }
+    if let Some(err) = &write_error {
+        eprintln!("tracehose: error: writing output: {err}");
+    }
     // Nothing useful is left to do if stderr itself is gone.
     let _ = process::print_summary(&mut io::stderr(), &summary);
-    if summary.has_failures() {
+    if write_error.is_some() || summary.has_failures() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -10,19 +10,34 @@ pub struct Limits {
     pub max_decompressed_bytes: usize,
     /// Largest input file or request body read before decompression.
     pub max_input_bytes: usize,
+    /// Longest log message forwarded; a longer one is cut, marked and counted. CloudWatch's own maximum
+    /// event size is 1 MiB, so only a forged payload gets near it.
+    pub max_message_bytes: usize,
     /// Invocations whose trace and cold-start state are remembered across payloads.
     pub max_tracked_invocations: usize,
     /// Log streams whose open invocation is remembered across payloads.
     pub max_tracked_streams: usize,
+    /// Bytes the correlation state may hold, whatever the length of the names and ids it keys on.
+    pub max_state_bytes: usize,
 }
+
+/// The decompression cap when nothing else bounds it.
+const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
+/// Peak memory is at most 3x the largest decompressed payload plus a fixed 32 MiB (README, measured); the
+/// default cap inside Lambda keeps that, plus headroom, within the function's memory.
+const PEAK_PER_DECOMPRESSED_BYTE: usize = 3;
+const FIXED_PEAK_BYTES: usize = 48 << 20;
+const MIN_MAX_DECOMPRESSED: usize = 4 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_decompressed_bytes: 64 << 20,
+            max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED,
             max_input_bytes: 256 << 20,
+            max_message_bytes: 1 << 20,
             max_tracked_invocations: 20_000,
             max_tracked_streams: 5_000,
+            max_state_bytes: 32 << 20,
         }
     }
 }
@@ -41,19 +56,34 @@ impl Limits {
         Self::from_lookup(|name| env::var(name).ok())
     }
 
+    /// The default decompression cap for a function with `memory_mb` of memory: never more than its memory
+    /// allows, given the measured peak of 3x the decompressed size plus a fixed part.
+    pub fn decompression_cap_for_memory(memory_mb: usize) -> usize {
+        let memory = memory_mb.saturating_mul(1 << 20);
+        (memory.saturating_sub(FIXED_PEAK_BYTES) / PEAK_PER_DECOMPRESSED_BYTE)
+            .clamp(MIN_MAX_DECOMPRESSED, DEFAULT_MAX_DECOMPRESSED)
+    }
+
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LimitError> {
         let mut limits = Self::default();
-        let fields: [(&'static str, &mut usize); 4] = [
+        // Inside Lambda the function's memory bounds the default; an explicit variable below still wins.
+        if let Some(memory) = lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+            let memory_mb = parse_positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", &memory)?;
+            limits.max_decompressed_bytes = Self::decompression_cap_for_memory(memory_mb);
+        }
+        let fields: [(&'static str, &mut usize); 6] = [
             (
                 "TRACEHOSE_MAX_DECOMPRESSED_BYTES",
                 &mut limits.max_decompressed_bytes,
             ),
             ("TRACEHOSE_MAX_INPUT_BYTES", &mut limits.max_input_bytes),
+            ("TRACEHOSE_MAX_MESSAGE_BYTES", &mut limits.max_message_bytes),
             (
                 "TRACEHOSE_MAX_TRACKED_INVOCATIONS",
                 &mut limits.max_tracked_invocations,
             ),
             ("TRACEHOSE_MAX_TRACKED_STREAMS", &mut limits.max_tracked_streams),
+            ("TRACEHOSE_MAX_STATE_BYTES", &mut limits.max_state_bytes),
         ];
         for (variable, field) in fields {
             if let Some(value) = lookup(variable) {
@@ -94,5 +124,38 @@ mod tests {
             "{err}"
         );
         assert!(Limits::from_lookup(|n| (n == "TRACEHOSE_MAX_TRACKED_STREAMS").then(|| "0".into())).is_err());
+        let too_big = Limits::from_lookup(|n| {
+            (n == "TRACEHOSE_MAX_DECOMPRESSED_BYTES").then(|| "18446744073709551616".into())
+        });
+        assert!(too_big.is_err(), "a value past usize is refused, not wrapped");
+    }
+
+    #[test]
+    fn extreme_values_are_honoured() {
+        let max = u64::MAX.to_string();
+        let limits = Limits::from_lookup(|n| n.starts_with("TRACEHOSE_MAX_").then(|| max.clone())).unwrap();
+        assert_eq!(limits.max_decompressed_bytes, usize::MAX);
+        assert_eq!(limits.max_input_bytes, usize::MAX);
+    }
+
+    #[test]
+    fn the_default_cap_follows_the_function_memory() {
+        let at = |mb: &str| {
+            let mb = mb.to_owned();
+            Limits::from_lookup(move |n| (n == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| mb.clone()))
+                .unwrap()
+                .max_decompressed_bytes
+        };
+        assert_eq!(at("128"), (80 << 20) / 3);
+        assert_eq!(at("256"), 64 << 20);
+        assert_eq!(at("10240"), 64 << 20);
+        // 3x the cap plus the fixed part fits in the function's memory.
+        assert!(3 * at("128") + (32 << 20) <= 128 << 20);
+        let explicit = Limits::from_lookup(|n| match n {
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Some("128".into()),
+            "TRACEHOSE_MAX_DECOMPRESSED_BYTES" => Some("1000".into()),
+            _ => None,
+        });
+        assert_eq!(explicit.unwrap().max_decompressed_bytes, 1000);
     }
 }

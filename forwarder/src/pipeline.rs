@@ -4,23 +4,33 @@
 
 use std::sync::Arc;
 
-use thiserror::Error;
+use std::borrow::Cow;
 
 use crate::correlate::{Correlator, Line};
-use crate::input::{decode_unit, InputError, SubscriptionPayload, Unit};
+use crate::input::{for_each_payload, InputError, LogEvent, SubscriptionPayload, Unit};
 use crate::limits::Limits;
 use crate::output::Sink;
 use crate::parse::{parse_line, ParsedLine};
 use crate::record::{LogRecord, Source};
 use crate::summary::Summary;
 
-#[derive(Debug, Error)]
-pub enum UnitError<E: std::error::Error + 'static> {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error("{location}: destination failed: {source}")]
-    Sink { location: String, source: E },
+/// Whether everything a unit held was delivered or skipped. `Incomplete` means something in it could never
+/// be delivered (it was reported and counted): a Firehose transformation answers such a record
+/// `ProcessingFailed`, the other faces go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitOutcome {
+    Complete,
+    Incomplete,
 }
+
+/// Lines correlated together in one pass. A payload is read whole, but its lines are parsed, correlated and
+/// written this many at a time, so the per-line state costs a bounded amount whatever the payload holds.
+/// Lines of one invocation in two windows still join through the correlation state, as they do across two
+/// deliveries; only a marker or REPORT that comes after a line *and* in a later window no longer reaches it.
+const CORRELATION_WINDOW: usize = 16_384;
+
+/// Appended to a message cut to the size limit, so that nobody mistakes it for the whole.
+const TRUNCATION_MARKER: &str = " [tracehose: truncated]";
 
 /// What the unit's payloads share, taken from its envelope.
 #[derive(Debug, Clone, Default)]
@@ -56,61 +66,71 @@ impl Pipeline {
         &self.limits
     }
 
-    /// Decodes one unit and writes its records. A unit that cannot be decoded counts as one failed record;
-    /// a destination failure counts the events not written as failed.
+    /// Decodes one unit and writes its records. What cannot be decoded or read is reported through `report`
+    /// and counted, and the rest of the unit goes on; a destination failure is returned, with every event
+    /// not written counted as failed.
     pub fn process_unit<S: Sink>(
         &mut self,
-        unit: Unit,
+        unit: Unit<'_>,
         sink: &mut S,
         summary: &mut Summary,
-    ) -> Result<(), UnitError<S::Error>> {
+        report: &mut dyn FnMut(String),
+    ) -> Result<UnitOutcome, S::Error> {
         let Unit {
             location,
+            shape,
             data,
             firehose_arn,
             region,
             arrival_ms,
             ..
         } = unit;
-        let payloads = match decode_unit(data, &location, arrival_ms, &self.limits) {
-            Ok(payloads) => payloads,
-            Err(err) => {
-                summary.failed_records += 1;
-                return Err(err.into());
-            }
-        };
         let context = UnitContext { firehose_arn, region };
-        let mut payloads = payloads.into_iter();
-        while let Some(payload) = payloads.next() {
-            if let Err(source) = self.process_payload(payload, &context, sink, summary) {
-                // The unit's later payloads were never attempted: they fail with it.
-                for rest in payloads {
-                    summary.events_in += rest.log_events.len() as u64;
-                    summary.failed_events += rest.log_events.len() as u64;
+        let mut outcome = UnitOutcome::Complete;
+        let mut sink_error = None;
+        let limits = self.limits;
+        for_each_payload(data, shape, &location, arrival_ms, &limits, |payload| {
+            let payload = match payload {
+                Ok(payload) => payload,
+                Err(err) => {
+                    count_input_error(&err, summary);
+                    report(err.to_string());
+                    outcome = UnitOutcome::Incomplete;
+                    return;
                 }
-                return Err(UnitError::Sink { location, source });
+            };
+            if sink_error.is_some() {
+                // Never attempted once the destination failed: these fail with it.
+                summary.events_in += payload.event_count();
+                summary.failed_events += payload.event_count();
+                return;
             }
-        }
-        Ok(())
+            if let Some(bad) = payload.describe_bad_events() {
+                report(format!("{location}: {bad}"));
+                outcome = UnitOutcome::Incomplete;
+            }
+            sink_error = self.process_payload(payload, &context, sink, summary).err();
+        });
+        sink_error.map_or(Ok(outcome), Err)
     }
 
     pub fn process_payload<S: Sink>(
         &mut self,
-        payload: SubscriptionPayload,
+        payload: SubscriptionPayload<'_>,
         context: &UnitContext,
         sink: &mut S,
         summary: &mut Summary,
     ) -> Result<(), S::Error> {
-        let total = payload.log_events.len() as u64;
-        summary.events_in += total;
+        summary.events_in += payload.event_count();
+        summary.invalid_events += payload.bad_events.len() as u64;
         if payload.is_control_message() {
-            summary.control_messages += total;
+            summary.control_messages += payload.log_events.len() as u64;
             return Ok(());
         }
         let lambda_stream = is_lambda_stream(&payload.log_group, &payload.log_stream);
         let source = Arc::new(Source {
             function_name: payload.log_group.strip_prefix("/aws/lambda/").map(str::to_owned),
-            account_id: payload.owner,
+            account_id: payload.owner.map(Cow::into_owned),
             region: context
                 .region
                 .as_deref()
@@ -119,55 +139,99 @@ impl Pipeline {
             firehose_arn: context.firehose_arn.as_deref().map(str::to_owned),
             // Only a Firehose HTTP endpoint request carries them, in a header no input here has.
             common_attributes: Vec::new(),
-            log_group: payload.log_group,
-            log_stream: payload.log_stream,
+            log_group: payload.log_group.into_owned(),
+            log_stream: payload.log_stream.into_owned(),
         });
-        let parsed: Vec<ParsedLine> = payload
-            .log_events
-            .iter()
-            .map(|e| parse_line(&e.message))
-            .collect();
-        let lines: Vec<Line<'_>> = payload
-            .log_events
-            .iter()
-            .zip(&parsed)
-            .map(|(event, parsed)| Line {
-                timestamp_ms: event.timestamp,
-                parsed,
-            })
-            .collect();
-        let resolutions =
-            self.correlator
-                .correlate(&source.log_group, &source.log_stream, lambda_stream, &lines);
-        drop(lines);
-
-        let rows = payload.log_events.into_iter().zip(parsed).zip(resolutions);
-        for (written, ((event, parsed), resolution)) in rows.enumerate() {
-            let mut message = event.message;
-            message.truncate(message.trim_end().len());
-            let join = resolution.join;
-            let record = LogRecord {
-                timestamp_ms: event.timestamp,
-                message,
-                severity: parsed.severity,
-                trace_id: resolution.trace_id,
-                span_id: resolution.span_id,
-                request_id: resolution.request_id,
-                join,
-                source: Arc::clone(&source),
-                platform: parsed.platform,
-                details: parsed.details,
-                cold_start: resolution.cold_start,
-            };
-            if let Err(err) = sink.write(record) {
-                summary.failed_events += total - written as u64;
-                return Err(err);
+        let max_message = self.limits.max_message_bytes;
+        let mut remaining = payload.log_events.len() as u64;
+        let mut events = payload.log_events.into_iter();
+        loop {
+            let window: Vec<LogEvent<'_>> = events.by_ref().take(CORRELATION_WINDOW).collect();
+            if window.is_empty() {
+                return Ok(());
             }
-            summary.delivered += 1;
-            summary.count_join(join);
+            // Parsing sees at most the part of a message that is forwarded, so an oversize line costs no
+            // more than a line at the limit.
+            let parsed: Vec<ParsedLine> = window
+                .iter()
+                .map(|e| parse_line(&e.message[..floor_char_boundary(&e.message, max_message)]))
+                .collect();
+            let lines: Vec<Line<'_>> = window
+                .iter()
+                .zip(&parsed)
+                .map(|(event, parsed)| Line {
+                    timestamp_ms: event.timestamp,
+                    parsed,
+                })
+                .collect();
+            let resolutions =
+                self.correlator
+                    .correlate(&source.log_group, &source.log_stream, lambda_stream, &lines);
+            drop(lines);
+
+            for ((event, parsed), resolution) in window.into_iter().zip(parsed).zip(resolutions) {
+                let (message, truncated) = forwarded_message(event.message, max_message);
+                let join = resolution.join;
+                let record = LogRecord {
+                    timestamp_ms: event.timestamp,
+                    message,
+                    severity: parsed.severity,
+                    trace_id: resolution.trace_id,
+                    span_id: resolution.span_id,
+                    request_id: resolution.request_id,
+                    join,
+                    source: Arc::clone(&source),
+                    platform: parsed.platform,
+                    details: parsed.details,
+                    cold_start: resolution.cold_start,
+                };
+                if let Err(err) = sink.write(record) {
+                    summary.failed_events += remaining;
+                    return Err(err);
+                }
+                remaining -= 1;
+                summary.delivered += 1;
+                summary.truncated += u64::from(truncated);
+                summary.count_join(join);
+            }
         }
-        Ok(())
     }
+}
+
+/// Counts an input error where it belongs: events it is known to have held are invalid; a record whose
+/// events cannot be counted is one failed record.
+pub fn count_input_error(err: &InputError, summary: &mut Summary) {
+    match err.lost_events() {
+        0 => summary.failed_records += 1,
+        events => {
+            summary.events_in += events;
+            summary.invalid_events += events;
+        }
+    }
+}
+
+/// The message as forwarded: trailing whitespace (the newline most loggers end with) removed, and cut to
+/// `max` bytes with a visible marker when longer. Returns whether it was cut.
+fn forwarded_message(message: Cow<'_, str>, max: usize) -> (String, bool) {
+    let text_len = message.trim_end().len();
+    if text_len <= max {
+        let mut owned = message.into_owned();
+        owned.truncate(text_len);
+        return (owned, false);
+    }
+    let keep = floor_char_boundary(&message, max.saturating_sub(TRUNCATION_MARKER.len()));
+    let mut cut = String::with_capacity(keep + TRUNCATION_MARKER.len());
+    cut.push_str(&message[..keep]);
+    cut.push_str(TRUNCATION_MARKER);
+    (cut, true)
+}
+
+/// The largest index not above `at` that is a char boundary of `text` (at most 3 steps back).
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    if at >= text.len() {
+        return text.len();
+    }
+    (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
 
 /// Lambda functions log to `/aws/lambda/<name>` unless given a custom group; their streams are always named
@@ -187,6 +251,18 @@ pub fn is_lambda_stream(log_group: &str, log_stream: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversize_messages_are_cut_with_a_marker_on_a_char_boundary() {
+        let (kept, cut) = forwarded_message(Cow::Borrowed("short\n"), 100);
+        assert_eq!((kept.as_str(), cut), ("short", false));
+        let long = "é".repeat(100);
+        let (kept, cut) = forwarded_message(Cow::Borrowed(&long), 64);
+        assert!(cut);
+        assert!(kept.len() <= 64, "{}", kept.len());
+        assert!(kept.ends_with(TRUNCATION_MARKER));
+        assert!(kept.starts_with("éé"));
+    }
 
     #[test]
     fn recognises_lambda_streams() {

@@ -10,7 +10,7 @@ use crate::input::{split_input, InputError, Unit};
 use crate::limits::Limits;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
-use crate::pipeline::{Pipeline, UnitError};
+use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
 use crate::summary::Summary;
 
 #[derive(Debug, Error)]
@@ -24,7 +24,10 @@ pub enum ReadError {
 /// Reads all of `reader`, refusing more than `limit` bytes.
 pub fn read_capped(reader: impl Read, limit: usize) -> Result<Vec<u8>, ReadError> {
     let mut bytes = Vec::new();
-    reader.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    // One byte past the limit proves the input is larger than allowed.
+    reader
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut bytes)?;
     if bytes.len() > limit {
         return Err(ReadError::TooLarge { limit });
     }
@@ -33,8 +36,13 @@ pub fn read_capped(reader: impl Read, limit: usize) -> Result<Vec<u8>, ReadError
 
 /// Runs every input (`-` is stdin) through one pipeline, so that state crosses files as it crosses
 /// deliveries of a warm Lambda. Errors are reported through `report` as they happen; the rest goes on.
-/// Returns the summary, or the first write error to stdout (a closed pipe ends the run).
-pub fn run(inputs: &[PathBuf], limits: Limits, report: &mut dyn FnMut(String)) -> io::Result<Summary> {
+/// Returns the summary, with the write error to stdout that ended the run early, if one did (a closed pipe
+/// ends the run): the summary is worth printing either way.
+pub fn run(
+    inputs: &[PathBuf],
+    limits: Limits,
+    report: &mut dyn FnMut(String),
+) -> (Summary, Option<io::Error>) {
     let stdout = io::stdout();
     let mut sink = NdjsonSink::new(BufWriter::with_capacity(1 << 16, stdout.lock()));
     let mut pipeline = Pipeline::new(limits);
@@ -55,10 +63,12 @@ pub fn run(inputs: &[PathBuf], limits: Limits, report: &mut dyn FnMut(String)) -
                 continue;
             }
         };
-        process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report)?;
+        if let Err(err) = process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report) {
+            return (summary, Some(err));
+        }
     }
-    sink.flush()?;
-    Ok(summary)
+    let flushed = sink.flush().err();
+    (summary, flushed)
 }
 
 fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
@@ -92,28 +102,21 @@ pub fn process_bytes<S: Sink>(
 /// One item of [`split_input`] through the pipeline: a unit is processed, a detection error reported and
 /// counted. Only a sink error is returned.
 pub fn process_item<S: Sink>(
-    item: Result<Unit, InputError>,
+    item: Result<Unit<'_>, InputError>,
     name: &str,
     pipeline: &mut Pipeline,
     sink: &mut S,
     summary: &mut Summary,
     report: &mut dyn FnMut(String),
-) -> Result<(), S::Error> {
-    let unit = match item {
-        Ok(unit) => unit,
+) -> Result<UnitOutcome, S::Error> {
+    let mut named = |message: String| report(format!("{name}: {message}"));
+    match item {
+        Ok(unit) => pipeline.process_unit(unit, sink, summary, &mut named),
         Err(err) => {
-            summary.failed_records += 1;
-            report(format!("{name}: {err}"));
-            return Ok(());
+            count_input_error(&err, summary);
+            named(err.to_string());
+            Ok(UnitOutcome::Incomplete)
         }
-    };
-    match pipeline.process_unit(unit, sink, summary) {
-        Ok(()) => Ok(()),
-        Err(UnitError::Input(err)) => {
-            report(format!("{name}: {err}"));
-            Ok(())
-        }
-        Err(UnitError::Sink { source, .. }) => Err(source),
     }
 }
 

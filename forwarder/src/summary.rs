@@ -11,11 +11,16 @@ pub struct Summary {
     pub events_in: u64,
     pub delivered: u64,
     pub control_messages: u64,
-    /// Events of decodable payloads that could not be delivered.
+    /// Events of decodable payloads that could not be delivered (a destination failed): a retry may help.
     pub failed_events: u64,
+    /// Events that arrived but can never be delivered: unreadable (a wrong type, a missing field) or in a
+    /// payload whose envelope is unusable. A retry cannot help.
+    pub invalid_events: u64,
     /// Records (Firehose records, backup lines, objects) that could not be decoded: their event count is
     /// unknowable.
     pub failed_records: u64,
+    /// Delivered events whose message was cut to the message size limit (marked in the message).
+    pub truncated: u64,
     pub own_trace: u64,
     pub joined_marker: u64,
     pub joined_invocation: u64,
@@ -44,6 +49,7 @@ impl Summary {
         let taken_back = self.delivered - before.delivered;
         self.delivered = before.delivered;
         self.failed_events += taken_back;
+        self.truncated = before.truncated;
         self.own_trace = before.own_trace;
         self.joined_marker = before.joined_marker;
         self.joined_invocation = before.joined_invocation;
@@ -52,7 +58,7 @@ impl Summary {
     }
 
     pub fn has_failures(&self) -> bool {
-        self.failed_events > 0 || self.failed_records > 0
+        self.failed_events > 0 || self.invalid_events > 0 || self.failed_records > 0
     }
 }
 
@@ -60,13 +66,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "events_in={} delivered={} control_messages={} failed_events={} failed_records={} \
-             own_trace={} joined={} (marker={} invocation={} xray={}) no_trace={}",
+            "events_in={} delivered={} control_messages={} failed_events={} invalid_events={} failed_records={} \
+             truncated={} own_trace={} joined={} (marker={} invocation={} xray={}) no_trace={}",
             self.events_in,
             self.delivered,
             self.control_messages,
             self.failed_events,
+            self.invalid_events,
             self.failed_records,
+            self.truncated,
             self.own_trace,
             self.joined(),
             self.joined_marker,
@@ -101,7 +109,7 @@ mod tests {
         assert_eq!(after.failed_events, 3);
         assert_eq!(
             after.events_in,
-            after.delivered + after.control_messages + after.failed_events
+            after.delivered + after.control_messages + after.failed_events + after.invalid_events
         );
         assert_eq!((after.own_trace, after.joined(), after.no_trace), (1, 0, 1));
     }

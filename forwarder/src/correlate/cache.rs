@@ -1,32 +1,59 @@
 //! A bounded map that forgets what was least recently used, in O(1), without a linked list: two
 //! generations, where a full young generation becomes the old one and the previous old one is dropped. An
 //! entry read from the old generation moves to the young one, so anything in use survives.
+//!
+//! "Full" counts entries and bytes: keys and values come from outside (log group names, request ids), so a
+//! bound on entries alone lets long names multiply memory.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::mem;
 
+/// The heap and inline bytes an entry holds, roughly: what the byte bound counts.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for String {
+    fn weight(&self) -> usize {
+        mem::size_of::<Self>() + self.capacity()
+    }
+}
+
+/// What a hash map spends per entry beyond the key and value themselves (control bytes, load factor).
+const ENTRY_OVERHEAD: usize = 16;
+
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
     young: HashMap<K, V>,
     old: HashMap<K, V>,
     generation_size: usize,
+    generation_bytes: usize,
+    young_bytes: usize,
 }
 
-impl<K: Hash + Eq, V> BoundedMap<K, V> {
-    /// Holds at most `capacity` entries (rounded up to an even number).
-    pub fn new(capacity: usize) -> Self {
+impl<K: Hash + Eq + Weigh, V: Weigh> BoundedMap<K, V> {
+    /// Holds at most `capacity` entries (rounded up to an even number) and about `max_bytes` bytes.
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             young: HashMap::new(),
             old: HashMap::new(),
             generation_size: capacity.div_ceil(2).max(1),
+            generation_bytes: (max_bytes / 2).max(1),
+            young_bytes: 0,
         }
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.young.len() + self.old.len()
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        let weigh = |map: &HashMap<K, V>| -> usize { map.iter().map(|(k, v)| entry_weight(k, v)).sum() };
+        weigh(&self.young) + weigh(&self.old)
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -43,18 +70,33 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.young.remove(key).or_else(|| self.old.remove(key))
+        if let Some(value) = self.young.remove_entry(key) {
+            self.young_bytes = self.young_bytes.saturating_sub(entry_weight(&value.0, &value.1));
+            return Some(value.1);
+        }
+        self.old.remove(key)
     }
 
     pub fn insert(&mut self, key: K, value: V) {
-        if self.young.len() >= self.generation_size && !self.young.contains_key(&key) {
+        let weight = entry_weight(&key, &value);
+        let full = self.young.len() >= self.generation_size
+            || self.young_bytes.saturating_add(weight) > self.generation_bytes;
+        if full && !self.young.contains_key(&key) {
             self.old = mem::take(&mut self.young);
+            self.young_bytes = 0;
         }
         self.old.remove(&key);
+        if let Some((old_key, old_value)) = self.young.remove_entry(&key) {
+            self.young_bytes = self
+                .young_bytes
+                .saturating_sub(entry_weight(&old_key, &old_value));
+        }
+        self.young_bytes = self.young_bytes.saturating_add(weight);
         self.young.insert(key, value);
     }
 
-    /// The entry for `key`, created with `V::default()` when absent, refreshed as recently used.
+    /// The entry for `key`, created with `V::default()` when absent, refreshed as recently used. Values
+    /// changed through it must keep their weight (fixed-size values).
     pub fn entry<Q>(&mut self, key: &Q) -> &mut V
     where
         K: Borrow<Q>,
@@ -69,14 +111,26 @@ impl<K: Hash + Eq, V> BoundedMap<K, V> {
     }
 }
 
+fn entry_weight<K: Weigh, V: Weigh>(key: &K, value: &V) -> usize {
+    key.weight()
+        .saturating_add(value.weight())
+        .saturating_add(ENTRY_OVERHEAD)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
+    impl Weigh for u32 {
+        fn weight(&self) -> usize {
+            4
+        }
+    }
+
     #[test]
     fn stays_bounded_and_keeps_what_is_used() {
-        let mut map: BoundedMap<String, u32> = BoundedMap::new(4);
+        let mut map: BoundedMap<String, u32> = BoundedMap::new(4, usize::MAX);
         *map.entry("keep") = 1;
         for i in 0..100 {
             *map.entry(&format!("k{i}")) = i;
@@ -87,5 +141,17 @@ mod tests {
         assert_eq!(map.get("k99"), Some(&99));
         assert_eq!(map.remove("k99"), Some(99));
         assert!(map.get("k99").is_none());
+    }
+
+    #[test]
+    fn long_keys_are_bounded_by_bytes_not_entries() {
+        let budget = 1 << 20;
+        let mut map: BoundedMap<String, u32> = BoundedMap::new(1_000_000, budget);
+        let long = "g".repeat(64 << 10);
+        for i in 0..1000 {
+            map.insert(format!("{long}{i}"), i);
+            assert!(map.bytes() <= budget + (70 << 10), "{} bytes", map.bytes());
+        }
+        assert!(map.get(format!("{long}999").as_str()).is_some());
     }
 }

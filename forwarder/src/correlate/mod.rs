@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tracehose_tracecontext::{SpanId, TraceId};
 
-use self::cache::BoundedMap;
+use self::cache::{BoundedMap, Weigh};
 use crate::limits::Limits;
 use crate::parse::{ParsedLine, PlatformEvent, TraceContext};
 use crate::record::Join;
@@ -40,6 +40,26 @@ struct StreamState {
 struct OpenInvocation {
     request_id: Arc<str>,
     started_ms: i64,
+}
+
+impl Weigh for StreamState {
+    fn weight(&self) -> usize {
+        // A request id shared with other state is counted here too: an over-estimate keeps the bound safe.
+        let open: usize = self
+            .open
+            .iter()
+            .map(|o| {
+                std::mem::size_of::<OpenInvocation>() + 2 * std::mem::size_of::<usize>() + o.request_id.len()
+            })
+            .sum();
+        std::mem::size_of::<Self>() + open
+    }
+}
+
+impl Weigh for Invocation {
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -97,8 +117,8 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(limits: &Limits) -> Self {
         Self {
-            streams: BoundedMap::new(limits.max_tracked_streams),
-            invocations: BoundedMap::new(limits.max_tracked_invocations),
+            streams: BoundedMap::new(limits.max_tracked_streams, limits.max_state_bytes / 2),
+            invocations: BoundedMap::new(limits.max_tracked_invocations, limits.max_state_bytes / 2),
         }
     }
 

@@ -1,67 +1,136 @@
-//! Base64 and gzip with a hard cap on output size, so a gzip bomb costs bounded memory.
+//! Base64 and gzip with a hard cap on output size, so a gzip bomb costs bounded memory. Gzip members are
+//! inflated one at a time, so a corrupt or truncated member costs only itself and what follows it, and the
+//! error says which member and where.
 
 use std::io::{self, Read};
 
 use base64::Engine as _;
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use thiserror::Error;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// A record gzipped twice (a producer compressing what Firehose compresses again) is still read; deeper
+/// nesting is not something any AWS path produces.
+const MAX_GZIP_DEPTH: usize = 2;
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
     #[error("invalid base64: {0}")]
     Base64(#[from] base64::DecodeError),
-    #[error("invalid gzip: {0}")]
-    Gzip(#[source] io::Error),
+    #[error("invalid gzip: member {member} at byte {offset} is corrupt or truncated: {source}")]
+    Gzip {
+        member: usize,
+        offset: usize,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{len} bytes after the last gzip member (at byte {offset}) are not gzip")]
+    TrailingBytes { offset: usize, len: usize },
     #[error("decompressed data exceeds the limit of {limit} bytes (TRACEHOSE_MAX_DECOMPRESSED_BYTES); refusing a possible gzip bomb")]
     TooLarge { limit: usize },
+    #[error("gzip nested more than {MAX_GZIP_DEPTH} levels deep")]
+    NestedTooDeep,
 }
 
 pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
 
-/// Standard base64, tolerating surrounding whitespace (some tools wrap or pad the field).
+/// Standard base64. Whitespace anywhere is tolerated (MIME tools wrap at 76 columns); it is only stripped,
+/// at the cost of a copy, when the strict decode fails.
 pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
-    Ok(base64::engine::general_purpose::STANDARD.decode(text.trim().as_bytes())?)
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let trimmed = text.trim();
+    match engine.decode(trimmed.as_bytes()) {
+        Ok(bytes) => Ok(bytes),
+        Err(err) if trimmed.bytes().any(|b| b.is_ascii_whitespace()) => {
+            let compact: Vec<u8> = trimmed.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            engine.decode(compact).map_err(|_| DecodeError::Base64(err))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
-/// Inflates every gzip member (Firehose writes many back to back) into at most `limit` bytes.
+/// Inflates every gzip member (Firehose writes many back to back) into at most `limit` bytes; any error
+/// fails the whole.
 pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity(expected_size(compressed).min(limit));
-    // Read one byte past the limit: seeing it proves the data is larger than allowed.
-    let read = MultiGzDecoder::new(compressed)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(DecodeError::Gzip)?;
-    if read > limit {
-        return Err(DecodeError::TooLarge { limit });
+    match gunzip_partial(compressed, limit) {
+        (data, None) => Ok(data),
+        (_, Some(err)) => Err(err),
     }
-    Ok(out)
+}
+
+/// Inflates gzip members in order into at most `limit` bytes, and returns what came out together with the
+/// error that stopped it, if any: everything before a bad member is good data.
+pub fn gunzip_partial(compressed: &[u8], limit: usize) -> (Vec<u8>, Option<DecodeError>) {
+    let mut out = Vec::with_capacity(expected_size(compressed).min(limit));
+    let mut rest = compressed;
+    let mut member = 0;
+    while !rest.is_empty() {
+        let offset = compressed.len() - rest.len();
+        if !is_gzip(rest) {
+            return (
+                out,
+                Some(DecodeError::TrailingBytes {
+                    offset,
+                    len: rest.len(),
+                }),
+            );
+        }
+        member += 1;
+        // One byte past the budget proves the data is larger than allowed.
+        let budget = (limit.saturating_sub(out.len()) as u64).saturating_add(1);
+        let mut decoder = GzDecoder::new(rest);
+        if let Err(source) = (&mut decoder).take(budget).read_to_end(&mut out) {
+            return (
+                out,
+                Some(DecodeError::Gzip {
+                    member,
+                    offset,
+                    source,
+                }),
+            );
+        }
+        if out.len() > limit {
+            out.truncate(limit);
+            return (out, Some(DecodeError::TooLarge { limit }));
+        }
+        rest = decoder.into_inner();
+    }
+    (out, None)
 }
 
 /// A good first capacity for the inflated data, to avoid regrowing a multi-megabyte buffer: the gzip
 /// trailer's ISIZE (the last member's size mod 4 GiB), but at least 4x the input since several members may
 /// follow each other. Only a hint: the cap is enforced while reading.
 fn expected_size(compressed: &[u8]) -> usize {
-    let trailer = compressed
+    let isize = match compressed
         .len()
         .checked_sub(4)
-        .and_then(|at| compressed.get(at..));
-    let isize = trailer.map_or(0, |t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize);
+        .and_then(|at| compressed.get(at..))
+    {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+        _ => 0,
+    };
     isize.max(compressed.len().saturating_mul(4))
 }
 
-/// Gunzips when the bytes are gzip, passes them through otherwise (Firehose may have decompressed already).
-pub fn maybe_gunzip(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    if is_gzip(&bytes) {
-        gunzip_capped(&bytes, limit)
-    } else if bytes.len() > limit {
-        Err(DecodeError::TooLarge { limit })
-    } else {
-        Ok(bytes)
+/// Gunzips while the bytes are gzip (Firehose may have decompressed already, a producer may have compressed
+/// twice), within the cap.
+pub fn maybe_gunzip(mut bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    for _ in 0..MAX_GZIP_DEPTH {
+        if !is_gzip(&bytes) {
+            break;
+        }
+        bytes = gunzip_capped(&bytes, limit)?;
     }
+    if is_gzip(&bytes) {
+        return Err(DecodeError::NestedTooDeep);
+    }
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -94,6 +163,74 @@ mod tests {
             matches!(gunzip_capped(&bomb, 1 << 20), Err(DecodeError::TooLarge { limit }) if limit == 1 << 20)
         );
         assert_eq!(gunzip_capped(&gzip(&[7; 100]), 100).unwrap().len(), 100);
+        // The cap holds across members too.
+        let mut two = gzip(&[1; 60]);
+        two.extend(gzip(&[2; 60]));
+        assert!(matches!(
+            gunzip_capped(&two, 100),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn extreme_limits_do_not_wrap() {
+        assert_eq!(gunzip_capped(&gzip(b"abc"), usize::MAX).unwrap(), b"abc");
+        assert_eq!(maybe_gunzip(b"abc".to_vec(), usize::MAX).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn members_before_a_bad_one_still_come_out_and_the_bad_one_is_named() {
+        let first = gzip(b"{\"a\":1}");
+        let mut broken = gzip(b"{\"b\":2} and more text so the member is long enough");
+        broken.truncate(broken.len() - 10);
+        let mut object = first.clone();
+        object.extend(&broken);
+        let (data, err) = gunzip_partial(&object, 1 << 20);
+        assert!(data.starts_with(b"{\"a\":1}"));
+        let err = err.unwrap();
+        assert!(
+            matches!(err, DecodeError::Gzip { member: 2, offset, .. } if offset == first.len()),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("invalid gzip: member 2 at byte"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_named() {
+        let mut data = gzip(b"x");
+        let end = data.len();
+        data.extend(b"junk");
+        let (out, err) = gunzip_partial(&data, 100);
+        assert_eq!(out, b"x");
+        assert!(
+            matches!(err, Some(DecodeError::TrailingBytes { offset, len: 4 }) if offset == end),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn double_gzip_is_read_and_deeper_nesting_named() {
+        assert_eq!(maybe_gunzip(gzip(&gzip(b"hi")), 100).unwrap(), b"hi");
+        assert!(matches!(
+            maybe_gunzip(gzip(&gzip(&gzip(b"hi"))), 100),
+            Err(DecodeError::NestedTooDeep)
+        ));
+    }
+
+    #[test]
+    fn wrapped_base64_is_accepted() {
+        let long = base64::engine::general_purpose::STANDARD.encode(vec![42u8; 200]);
+        let wrapped: String = long
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        assert_eq!(base64_decode(&wrapped).unwrap(), vec![42u8; 200]);
+        assert!(matches!(base64_decode("@@@"), Err(DecodeError::Base64(_))));
+        assert!(matches!(base64_decode("ab c@"), Err(DecodeError::Base64(_))));
     }
 
     #[test]
@@ -101,8 +238,10 @@ mod tests {
         let mut broken = gzip(b"hello world, hello world");
         let n = broken.len();
         broken.truncate(n - 6);
-        assert!(matches!(gunzip_capped(&broken, 1024), Err(DecodeError::Gzip(_))));
-        assert!(matches!(base64_decode("@@@"), Err(DecodeError::Base64(_))));
+        assert!(matches!(
+            gunzip_capped(&broken, 1024),
+            Err(DecodeError::Gzip { .. })
+        ));
         assert_eq!(maybe_gunzip(b"plain".to_vec(), 10).unwrap(), b"plain");
         assert!(matches!(
             maybe_gunzip(b"plain".to_vec(), 3),

@@ -2,12 +2,22 @@
 //!
 //! Every shape of FORMATS.md ends up as a list of [`Unit`]s (one Firehose record, one backup line, one raw
 //! payload...), each decoded on its own so that one bad record is reported by its location while the rest of
-//! the batch goes on.
+//! the batch goes on. Payloads borrow their text from the decoded bytes instead of copying every event.
 
 pub mod decode;
 mod detect;
+mod lenient;
 pub mod model;
+mod unit;
 
 pub use decode::DecodeError;
-pub use detect::{decode_unit, split_input, InputError, Shape, Unit, UnitData};
-pub use model::{LogEvent, SubscriptionPayload};
+pub use detect::{split_input, Input, InputError, Shape, Unit, UnitData};
+pub use model::{BadEvent, BadPayload, LogEvent, SubscriptionPayload, MAX_NAME_LEN};
+pub use unit::for_each_payload;
+
+/// Reads one subscription payload, checked, from JSON text: for benchmarks and tests that start from a
+/// payload rather than a whole input.
+pub fn parse_payload(json: &[u8]) -> Result<SubscriptionPayload<'_>, String> {
+    let envelope: model::Envelope = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    envelope.into_payload().map_err(|bad| bad.reason)
+}

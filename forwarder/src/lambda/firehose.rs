@@ -1,9 +1,13 @@
 //! Firehose data transformation: one result per record, every record id exactly once (FORMATS.md section
 //! 4). A record becomes its correlated NDJSON, gzipped so that the response stays within Firehose's 6 MB
-//! as the input did; control messages are `Dropped`; a record that cannot be decoded is `ProcessingFailed`,
-//! which Firehose backs up to S3 under `processing-failed/` for `tracehose replay`.
+//! as the input did; control messages are `Dropped`; a record that cannot be decoded, or that holds anything
+//! that cannot be delivered, is `ProcessingFailed`, which Firehose backs up to S3 under `processing-failed/`.
+//!
+//! Every byte of the response counts against the cap, failed records' echoed data and the JSON around each
+//! record included: a response over it is refused whole by Firehose.
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{self, Write};
 
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
@@ -12,42 +16,48 @@ use flate2::Compression;
 
 use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
-use crate::pipeline::{Pipeline, UnitError};
+use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
 use crate::process::print_summary;
 use crate::summary::Summary;
 
-/// Firehose refuses a response over 6 MB; keep a margin for the JSON around the data.
-const MAX_RESPONSE_DATA_BYTES: usize = 5_800_000;
+/// Firehose refuses a response over 6 MB; this stays under it however "MB" is counted.
+const MAX_RESPONSE_BYTES: usize = 6_000_000;
+/// `{"records":[` and `]}`.
+const RESPONSE_FRAME_BYTES: usize = 16;
+/// `{"recordId":"","result":"ProcessingFailed","data":""},` around a record's id and data, rounded up.
+const RECORD_FRAME_BYTES: usize = 64;
 
 const OK: &str = "Ok";
 const DROPPED: &str = "Dropped";
 const FAILED: &str = "ProcessingFailed";
 
-/// Answers a transformation event, already split into its records by `input::split_input`.
+/// Answers a transformation event, already split into its records by `input::Input`.
 pub(super) fn transform(
     pipeline: &mut Pipeline,
-    items: Vec<Result<Unit, InputError>>,
+    items: Vec<Result<Unit<'_>, InputError>>,
 ) -> KinesisFirehoseResponse {
     let mut summary = Summary::default();
+    // Every record is answered, so the frame of each is spent whatever happens: reserve it up front.
+    let frames: usize = items
+        .iter()
+        .map(|item| match item {
+            Ok(unit) => RECORD_FRAME_BYTES + unit.record_id.as_deref().map_or(0, json_len),
+            Err(_) => 0,
+        })
+        .sum();
+    let mut budget = MAX_RESPONSE_BYTES.saturating_sub(RESPONSE_FRAME_BYTES + frames);
     let mut records = Vec::new();
-    let mut response_bytes = 0usize;
     for item in items {
         match item {
-            Ok(unit) => records.push(transform_record(
-                pipeline,
-                unit,
-                &mut summary,
-                &mut response_bytes,
-            )),
+            Ok(unit) => records.push(transform_record(pipeline, unit, &mut summary, &mut budget)),
             Err(err) => {
-                // Without a record id there is nothing to answer: Firehose will see the id missing and fail
-                // the whole batch, which it retries.
-                summary.failed_records += 1;
+                // Without a record there is no id to answer: Firehose sees it missing and retries the batch.
+                count_input_error(&err, &mut summary);
                 eprintln!("tracehose: error: event: {err}");
             }
         }
     }
-    let _ = print_summary(&mut std::io::stderr(), &summary);
+    let _ = print_summary(&mut io::stderr(), &summary);
     let mut response = KinesisFirehoseResponse::default();
     response.records = records;
     response
@@ -55,47 +65,60 @@ pub(super) fn transform(
 
 fn transform_record(
     pipeline: &mut Pipeline,
-    unit: Unit,
+    unit: Unit<'_>,
     summary: &mut Summary,
-    response_bytes: &mut usize,
+    budget: &mut usize,
 ) -> KinesisFirehoseResponseRecord {
     let record_id = unit.record_id.clone();
-    let original = match &unit.data {
+    let original: Cow<'_, str> = match &unit.data {
         UnitData::Encoded(text) => text.clone(),
-        UnitData::Decoded(_) => String::new(),
+        UnitData::Decoded(_) | UnitData::Malformed(_) => Cow::Borrowed(""),
     };
     let location = unit.location.clone();
-    let failed = |reason: String| {
-        eprintln!("tracehose: error: event: {reason}");
-        response_record(record_id.clone(), FAILED, base64_decode_lossy(&original))
-    };
     let before = *summary;
-    let mut sink = NdjsonSink::new(Vec::new());
-    match pipeline.process_unit(unit, &mut sink, summary) {
-        Ok(()) => {}
-        Err(UnitError::Input(err)) => return failed(err.to_string()),
-        Err(UnitError::Sink { source, .. }) => return failed(format!("{location}: {source}")),
-    }
-    let ndjson = sink.into_inner();
-    if ndjson.is_empty() {
-        let only_control = summary.control_messages > before.control_messages;
-        let result = if only_control { DROPPED } else { OK };
-        return response_record(record_id, result, Vec::new());
-    }
-    let data = match gzip(&ndjson) {
-        Ok(data) => data,
-        Err(err) => return failed(format!("{location}: compressing output: {err}")),
+    let mut report = |message: String| eprintln!("tracehose: error: event: {message}");
+    // NDJSON is compressed as it is written, into at most what is left of the response: a record of tiny
+    // events inflates far beyond its size, and its output must never be held whole.
+    let capped = CappedWriter {
+        out: Vec::new(),
+        cap: base64_decoded_len(*budget),
     };
-    // base64 grows the data by a third in the response.
-    let encoded_len = data.len().div_ceil(3) * 4;
-    if *response_bytes + encoded_len > MAX_RESPONSE_DATA_BYTES {
-        summary.undeliver_since(&before);
-        return failed(format!(
-            "{location}: the response would exceed Firehose's 6 MB limit"
-        ));
+    let mut sink = NdjsonSink::new(GzEncoder::new(capped, Compression::fast()));
+    let outcome = pipeline.process_unit(unit, &mut sink, summary, &mut report);
+    let written = match outcome {
+        Ok(UnitOutcome::Complete) => sink.into_inner().finish().map(|capped| capped.out),
+        Ok(UnitOutcome::Incomplete) => {
+            summary.undeliver_since(&before);
+            return failed(record_id, &original, budget);
+        }
+        Err(err) => Err(err),
+    };
+    let data = match written {
+        Ok(data) => data,
+        Err(err) => {
+            summary.undeliver_since(&before);
+            report(format!("{location}: {err}"));
+            return failed(record_id, &original, budget);
+        }
+    };
+    if summary.delivered == before.delivered {
+        let only_control = summary.control_messages > before.control_messages;
+        return response_record(record_id, if only_control { DROPPED } else { OK }, Vec::new());
     }
-    *response_bytes += encoded_len;
+    *budget -= base64_len(data.len());
     response_record(record_id, OK, data)
+}
+
+/// A failed record echoes its original data when the response has room for it, and carries none
+/// otherwise: Firehose backs up what it sent, not what it gets back.
+fn failed(record_id: Option<String>, original: &str, budget: &mut usize) -> KinesisFirehoseResponseRecord {
+    let data = if original.len() <= *budget {
+        crate::input::decode::base64_decode(original).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    *budget -= base64_len(data.len());
+    response_record(record_id, FAILED, data)
 }
 
 fn response_record(record_id: Option<String>, result: &str, data: Vec<u8>) -> KinesisFirehoseResponseRecord {
@@ -108,14 +131,39 @@ fn response_record(record_id: Option<String>, result: &str, data: Vec<u8>) -> Ki
     record
 }
 
-/// The original record's bytes for a failed record; Firehose backs up what it sent, but echoing it keeps
-/// the response meaningful to anyone reading it.
-fn base64_decode_lossy(text: &str) -> Vec<u8> {
-    crate::input::decode::base64_decode(text).unwrap_or_default()
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
 }
 
-fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::fast());
-    encoder.write_all(data)?;
-    encoder.finish()
+/// The most bytes whose base64 fits in `encoded` bytes.
+fn base64_decoded_len(encoded: usize) -> usize {
+    encoded / 4 * 3
+}
+
+/// The length of a string as JSON, escapes included.
+fn json_len(text: &str) -> usize {
+    serde_json::to_string(text).map_or(text.len() * 6, |s| s.len())
+}
+
+/// A buffer that refuses to grow past its cap, so a response that would not fit fails early instead of
+/// growing without bound.
+struct CappedWriter {
+    out: Vec<u8>,
+    cap: usize,
+}
+
+impl Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.out.len() + buf.len() > self.cap {
+            return Err(io::Error::other(
+                "the response would exceed Firehose's 6 MB limit",
+            ));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::input::{split_input, InputError, Shape, Unit};
+use crate::input::{Input, InputError, Shape, Unit};
 use crate::limits::Limits;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
@@ -73,8 +73,11 @@ impl Handler {
     /// The event is split once, by the same detection `process` uses, and routed on the shapes found.
     pub async fn handle(&mut self, raw: &str) -> Result<Value, HandlerError> {
         let limits = *self.pipeline.limits();
+        let mut input = Input::open(raw.as_bytes(), &limits);
+        let inflate_error = input.error.take();
         let mut items = Vec::new();
-        split_input(raw.as_bytes(), &limits, |item| items.push(item));
+        input.units(|item| items.push(item));
+        items.extend(inflate_error.map(Err));
         let is = |shape| {
             items
                 .iter()
@@ -97,7 +100,7 @@ impl Handler {
     }
 
     /// Any shape but a transformation: records to stdout NDJSON (the embedded default destination).
-    fn forward(&mut self, items: Vec<Result<Unit, InputError>>) -> Result<Value, HandlerError> {
+    fn forward(&mut self, items: Vec<Result<Unit<'_>, InputError>>) -> Result<Value, HandlerError> {
         let stdout = io::stdout();
         let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
         let mut summary = Summary::default();
@@ -159,7 +162,8 @@ fn report_summary(summary: &Summary) {
 fn summary_json(s: &Summary) -> Value {
     json!({
         "events_in": s.events_in, "delivered": s.delivered, "control_messages": s.control_messages,
-        "failed_events": s.failed_events, "failed_records": s.failed_records, "own_trace": s.own_trace,
+        "failed_events": s.failed_events, "invalid_events": s.invalid_events,
+        "failed_records": s.failed_records, "truncated": s.truncated, "own_trace": s.own_trace,
         "joined": s.joined(), "no_trace": s.no_trace,
     })
 }

@@ -115,3 +115,80 @@ async fn create_log_group_without_subscription_settings_is_ignored_loudly() {
     let response = handler().handle(event).await.unwrap();
     assert!(response.get("ignored").is_some(), "{response}");
 }
+
+fn transformation(records: Vec<Value>) -> String {
+    json!({"invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:eu-west-1:1:deliverystream/x",
+        "region": "eu-west-1", "records": records})
+    .to_string()
+}
+
+fn gz_b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(e.finish().unwrap())
+}
+
+fn payload_b64(message: &str) -> String {
+    let payload = json!({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+        "logEvents": [{"id": "1", "timestamp": 1, "message": message}]});
+    gz_b64(payload.to_string().as_bytes())
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_answered_alone_by_its_id() {
+    let good = payload_b64("ok");
+    let event = transformation(vec![
+        json!({"recordId": "a", "data": good}),
+        json!({"recordId": "b", "data": null}),
+        json!({"recordId": "c", "data": 5}),
+        json!({"recordId": "d", "data": good}),
+    ]);
+    let response = handler().handle(&event).await.unwrap();
+    let answered: Vec<(String, String)> = records(&response).into_iter().map(|r| (r.0, r.1)).collect();
+    let want = [
+        ("a", "Ok"),
+        ("b", "ProcessingFailed"),
+        ("c", "ProcessingFailed"),
+        ("d", "Ok"),
+    ];
+    assert_eq!(
+        answered,
+        want.map(|(id, result)| (id.to_owned(), result.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_record_with_an_unreadable_event_fails_whole() {
+    let payload = json!({"messageType": "DATA_MESSAGE", "logGroup": "g", "logStream": "s",
+        "logEvents": [{"id": "1", "timestamp": 1, "message": "ok"}, {"id": "2", "timestamp": "x", "message": "bad"}]});
+    let event = transformation(vec![
+        json!({"recordId": "a", "data": gz_b64(payload.to_string().as_bytes())}),
+    ]);
+    let response = handler().handle(&event).await.unwrap();
+    assert_eq!(records(&response)[0].1, "ProcessingFailed");
+}
+
+#[tokio::test]
+async fn every_byte_of_the_response_counts_against_the_cap() {
+    // Records that fail (bad gzip) echo their data; with 5.8 MB of them the response must still fit.
+    use base64::Engine as _;
+    let junk = base64::engine::general_purpose::STANDARD.encode([0x1f, 0x8b, 0, 0].repeat(25_000));
+    let mut batch: Vec<Value> = (0..58)
+        .map(|i| json!({"recordId": format!("failed-{i}"), "data": junk}))
+        .collect();
+    // And records whose output is large: incompressible messages.
+    let noise: String = (0..700_000u32)
+        .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+        .collect();
+    for i in 0..4 {
+        batch.push(json!({"recordId": format!("big-{i}"), "data": payload_b64(&noise)}));
+    }
+    let event = transformation(batch);
+    assert!(event.len() > 5_800_000, "{}", event.len());
+    let response = handler().handle(&event).await.unwrap();
+    let body = serde_json::to_string(&response).unwrap();
+    assert!(body.len() <= 6_000_000, "response of {} bytes", body.len());
+    assert_eq!(records(&response).len(), 62, "every record is answered");
+}
