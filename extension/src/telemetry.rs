@@ -105,20 +105,46 @@ pub enum Event {
     Function(FunctionLog),
 }
 
+/// Lambda truncates a function's log record at 256 KiB; an item twice that size is not from the platform.
+const MAX_ITEM_BYTES: usize = 512 * 1024;
+
 /// Parses one POSTed batch. `Err` only when the body is not a JSON array at all; items that cannot be used
 /// are counted in the second value.
+///
+/// Items are parsed one at a time from their raw text, so that a batch never exists as one tree of JSON
+/// values: those take up to 32 times the bytes of their text (`[0,0,0,...]`), which a 2 MiB batch would turn
+/// into tens of megabytes.
 pub fn parse_batch(body: &[u8]) -> Result<(Vec<Event>, usize), serde_json::Error> {
-    let items: Vec<Value> = serde_json::from_slice(body)?;
-    let mut events = Vec::with_capacity(items.len());
-    let mut unusable = 0;
-    for item in &items {
-        match parse_item(item) {
-            Some(Some(event)) => events.push(event),
-            Some(None) => {}
-            None => unusable += 1,
-        }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::Deserializer::deserialize_seq(&mut deserializer, ItemsVisitor)?;
+    deserializer.end()?;
+    Ok(parsed)
+}
+
+struct ItemsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ItemsVisitor {
+    type Value = (Vec<Event>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of telemetry events")
     }
-    Ok((events, unusable))
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut events = Vec::new();
+        let mut unusable = 0;
+        while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+            let item = (raw.get().len() <= MAX_ITEM_BYTES)
+                .then(|| serde_json::from_str::<Value>(raw.get()).ok())
+                .flatten();
+            match item.as_ref().and_then(parse_item) {
+                Some(Some(event)) => events.push(event),
+                Some(None) => {}
+                None => unusable += 1,
+            }
+        }
+        Ok((events, unusable))
+    }
 }
 
 /// `Some(None)` for a well-formed item of a type this extension has no use for.
@@ -338,6 +364,24 @@ mod tests {
             body[i] = replacement;
             check(&body);
         }
+    }
+
+    /// A batch of tiny items costs no tree of values for the whole batch, and an item far larger than any
+    /// the platform sends is counted, not parsed.
+    #[test]
+    fn items_are_parsed_one_at_a_time_and_oversize_ones_counted() {
+        let mut body = b"[".to_vec();
+        for _ in 0..100_000 {
+            body.extend_from_slice(b"0,");
+        }
+        let huge = format!(r#"{{"type":"function","record":"{}"}}"#, "x".repeat(MAX_ITEM_BYTES));
+        body.extend_from_slice(huge.as_bytes());
+        body.extend_from_slice(br#",{"type":"function","record":"kept"}]"#);
+        let (events, unusable) = parse_batch(&body).unwrap();
+        assert_eq!(unusable, 100_001);
+        assert!(matches!(&events[..], [Event::Function(log)] if log.message == "kept"));
+        assert!(parse_batch(b"[] trailing").is_err());
+        assert!(parse_batch(b"[{\"type\":\"x\"},").is_err());
     }
 
     #[test]
