@@ -2,75 +2,104 @@
 //! (Lambda's JSON format, Powertools, pino, structlog, OpenTelemetry and Datadog log injection).
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use serde::de::{self, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use tracehose_tracecontext::{SpanId, TraceId, XrayHeader};
+use tracehose_tracecontext::{SpanId, XrayHeader};
 
+use super::json_ids::{self, IdKey, KeySeed, LineIds, Parent};
 use super::platform::{PlatformDetails, PlatformEvent};
-use super::{find_trace_context, plausible_request_id, ParsedLine, Severity, TraceContext};
+use super::{
+    find_trace_context, plausible_request_id, shared_request_id, ParsedLine, Severity, TraceContext,
+};
 
-/// The keys tracehose reads; every other key is skipped without being materialised.
-#[derive(Deserialize)]
+/// The keys tracehose reads from a line, gathered in one pass; every other value is skipped without being
+/// materialised, except objects, whose own keys are read for trace context (`json_ids`).
+#[derive(Default)]
 struct JsonLine<'a> {
-    #[serde(rename = "type", borrow, default, deserialize_with = "lenient")]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    kind: Field<'a>,
     record: Option<&'a RawValue>,
-
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    level: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    severity: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    levelname: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "log.level", default, deserialize_with = "lenient")]
-    log_level: Option<Cow<'a, str>>,
-
-    #[serde(borrow, rename = "requestId", default, deserialize_with = "lenient")]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "AWSRequestId", default, deserialize_with = "lenient")]
-    aws_request_id_upper: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "awsRequestId", default, deserialize_with = "lenient")]
-    aws_request_id_camel: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "aws_request_id", default, deserialize_with = "lenient")]
-    aws_request_id_snake: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "lambda.request_id", default, deserialize_with = "lenient")]
-    lambda_request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    function_request_id: Option<Cow<'a, str>>,
-
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "traceId", default, deserialize_with = "lenient")]
-    trace_id_camel: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "dt.trace_id", default, deserialize_with = "lenient")]
-    dt_trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    span_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "spanId", default, deserialize_with = "lenient")]
-    span_id_camel: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "dt.span_id", default, deserialize_with = "lenient")]
-    dt_span_id: Option<Cow<'a, str>>,
-    /// Powertools prints the invocation's X-Ray id under this key.
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    xray_trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "dd.trace_id", default, deserialize_with = "lenient")]
-    dd_trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "dd.span_id", default, deserialize_with = "lenient")]
-    dd_span_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    dd: Option<Datadog<'a>>,
+    /// `level`, `severity`, `levelname`, `log.level`, in that order of preference.
+    levels: [Field<'a>; 4],
+    /// `requestId`, `AWSRequestId`, `awsRequestId`, `aws_request_id`, `lambda.request_id`,
+    /// `function_request_id`, in that order of preference.
+    request_ids: [Field<'a>; 6],
+    ids: LineIds,
 }
 
-#[derive(Deserialize)]
-struct Datadog<'a> {
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "lenient")]
-    span_id: Option<Cow<'a, str>>,
+/// What a top-level key is to tracehose.
+enum TopKey {
+    Type,
+    Record,
+    Level(usize),
+    RequestId(usize),
+    Id(IdKey),
+    /// Known to hold no trace context (the message is usually the largest value): skipped.
+    Skip,
+    /// Anything else: an object or array there is read one level down for trace context.
+    Other(Parent),
+}
+
+fn top_key(key: &str) -> TopKey {
+    match key {
+        "type" => TopKey::Type,
+        "record" => TopKey::Record,
+        "level" => TopKey::Level(0),
+        "severity" => TopKey::Level(1),
+        "levelname" => TopKey::Level(2),
+        "log.level" => TopKey::Level(3),
+        "requestId" => TopKey::RequestId(0),
+        "AWSRequestId" => TopKey::RequestId(1),
+        "awsRequestId" => TopKey::RequestId(2),
+        "aws_request_id" => TopKey::RequestId(3),
+        "lambda.request_id" => TopKey::RequestId(4),
+        "function_request_id" => TopKey::RequestId(5),
+        "message" | "msg" | "timestamp" | "time" | "@timestamp" => TopKey::Skip,
+        _ => match json_ids::id_key(key) {
+            Some(id) => TopKey::Id(id),
+            None => TopKey::Other(Parent::of(key)),
+        },
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonLine<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Line;
+        impl<'de> de::Visitor<'de> for Line {
+            type Value = JsonLine<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<JsonLine<'de>, A::Error> {
+                let mut line = JsonLine::default();
+                while let Some(key) = map.next_key_seed(KeySeed(top_key))? {
+                    match key {
+                        TopKey::Type => line.kind = map.next_value::<Lenient<'de>>()?.0,
+                        TopKey::Record => line.record = Some(map.next_value()?),
+                        TopKey::Level(i) => line.levels[i] = map.next_value::<Lenient<'de>>()?.0,
+                        TopKey::RequestId(i) => line.request_ids[i] = map.next_value::<Lenient<'de>>()?.0,
+                        TopKey::Id(id) => line.ids.top.read(id, &mut map)?,
+                        TopKey::Skip => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        TopKey::Other(parent) => line.ids.read_nested(parent, &mut map)?,
+                    }
+                }
+                Ok(line)
+            }
+        }
+        d.deserialize_map(Line)
+    }
+}
+
+/// A scalar read by [`lenient`].
+struct Lenient<'a>(Field<'a>);
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient(d).map(Lenient)
+    }
 }
 
 /// `record` of a `platform.*` line.
@@ -129,73 +158,26 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     if let Some(kind) = line.kind.as_deref().filter(|k| k.starts_with("platform.")) {
         return Some(platform_line(kind, line.record));
     }
-    let severity = [&line.level, &line.severity, &line.levelname, &line.log_level]
-        .into_iter()
+    let severity = line
+        .levels
+        .iter()
         .flatten()
         .find_map(|word| Severity::from_word(word))
         .unwrap_or_default();
-    let request_id = [
-        line.request_id,
-        line.aws_request_id_upper,
-        line.aws_request_id_camel,
-        line.aws_request_id_snake,
-        line.lambda_request_id,
-        line.function_request_id,
-    ]
-    .into_iter()
-    .flatten()
-    .find(|id| plausible_request_id(id))
-    .map(|id| Arc::from(&*id));
-    let context = own_context(
-        [
-            &line.trace_id,
-            &line.trace_id_camel,
-            &line.dt_trace_id,
-            &line.xray_trace_id,
-        ],
-        [&line.span_id, &line.span_id_camel, &line.dt_span_id],
-        [
-            &line.dd_trace_id,
-            &line.dd.as_ref().and_then(|d| d.trace_id.clone()),
-        ],
-        [
-            &line.dd_span_id,
-            &line.dd.as_ref().and_then(|d| d.span_id.clone()),
-        ],
-    )
-    // A marker or traceparent inside the message, or keys nested deeper than the top level.
-    .or_else(|| find_trace_context(text));
+    let request_id = line
+        .request_ids
+        .iter()
+        .flatten()
+        .find(|id| plausible_request_id(id))
+        .map(|id| shared_request_id(id));
+    // A marker or traceparent inside the message, or keys nested deeper than one level.
+    let context = line.ids.context().or_else(|| find_trace_context(text));
     Some(ParsedLine {
         severity,
         request_id,
         context,
         ..ParsedLine::default()
     })
-}
-
-fn own_context(
-    hex_traces: [&Field<'_>; 4],
-    hex_spans: [&Field<'_>; 3],
-    dd_traces: [&Field<'_>; 2],
-    dd_spans: [&Field<'_>; 2],
-) -> Option<TraceContext> {
-    let hex_trace = hex_traces
-        .into_iter()
-        .flatten()
-        .find_map(|v| TraceId::from_hex(v).or_else(|| TraceId::from_xray(v)));
-    if let Some(trace_id) = hex_trace {
-        let span_id = hex_spans.into_iter().flatten().find_map(|v| SpanId::from_hex(v));
-        return Some(TraceContext { trace_id, span_id });
-    }
-    let trace_id = dd_traces
-        .into_iter()
-        .flatten()
-        .find_map(|v| TraceId::from_u64(v.parse().ok()?))?;
-    let span_id = dd_spans
-        .into_iter()
-        .flatten()
-        .find_map(|v| SpanId::from_u64(v.parse().ok()?));
-    Some(TraceContext { trace_id, span_id })
 }
 
 fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
@@ -234,7 +216,7 @@ fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
         request_id: record
             .request_id
             .filter(|id| plausible_request_id(id))
-            .map(Arc::from),
+            .map(|id| shared_request_id(&id)),
         platform: Some(event),
         details: details.boxed(),
         xray,
@@ -348,6 +330,155 @@ mod tests {
         let p = parse(r#"{"message":"[!dt dt.trace_id=0af7651916cd43dd8448eb211c80319c] in the text","level":{"nested":true}}"#).unwrap();
         assert!(p.context.is_some());
         assert_eq!(p.severity, Severity::Unspecified);
+    }
+
+    fn ctx(line: &str) -> Option<(String, Option<String>)> {
+        let c = parse(line).unwrap().context?;
+        Some((c.trace_id.to_string(), c.span_id.map(|s| s.to_string())))
+    }
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "00f067aa0ba902b7";
+    const XRAY: &str = "1-5f35ae12-0c0fec141ab77a00bc047aa2";
+    const XRAY_AS_W3C: &str = "5f35ae120c0fec141ab77a00bc047aa2";
+
+    /// The forms real loggers inject (issue 7: 11% of traced lines came out without their trace).
+    #[test]
+    fn trace_context_real_loggers_print() {
+        let both = Some((TRACE.to_owned(), Some(SPAN.to_owned())));
+        // Datadog: a nested object of decimal ids, as strings or numbers.
+        assert_eq!(
+            ctx(r#"{"message":"hi","dd":{"trace_id":"4887065908816661012","span_id":"1"}}"#),
+            Some((
+                "000000000000000043d2588d20f04a14".into(),
+                Some("0000000000000001".into())
+            ))
+        );
+        assert_eq!(
+            ctx(r#"{"dd":{"service":"a","trace_id":4887065908816661012,"span_id":2},"message":"hi"}"#),
+            Some((
+                "000000000000000043d2588d20f04a14".into(),
+                Some("0000000000000002".into())
+            ))
+        );
+        // OpenTelemetry Python logging instrumentation.
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"otelTraceID":"{TRACE}","otelSpanID":"{SPAN}","otelServiceName":"x"}}"#
+            )),
+            both
+        );
+        // .NET ILogger scopes: top level, in a nested object, in an array of scopes, and as an X-Ray id.
+        assert_eq!(
+            ctx(&format!(r#"{{"TraceId":"{TRACE}","SpanId":"{SPAN}"}}"#)),
+            both
+        );
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"State":{{"SpanId":"{SPAN}","TraceId":"{TRACE}"}}}}"#
+            )),
+            both
+        );
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"Scopes":["req",{{"SpanId":"{SPAN}","TraceId":"{TRACE}","ParentId":"0000000000000000"}}]}}"#
+            )),
+            both
+        );
+        assert_eq!(
+            ctx(&format!(r#"{{"TraceId":"{XRAY}"}}"#)),
+            Some((XRAY_AS_W3C.into(), None))
+        );
+        // Powertools for AWS Lambda.
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"level":"INFO","message":"x","service":"s","xray_trace_id":"{XRAY}"}}"#
+            )),
+            Some((XRAY_AS_W3C.into(), None))
+        );
+        // One level down under any key, and Elastic Common Schema.
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"context":{{"trace_id":"{TRACE}","span_id":"{SPAN}"}}}}"#
+            )),
+            both
+        );
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"trace":{{"id":"{TRACE}"}},"span":{{"id":"{SPAN}"}}}}"#
+            )),
+            both
+        );
+        assert_eq!(
+            ctx(&format!(r#"{{"trace.id":"{TRACE}","span.id":"{SPAN}"}}"#)),
+            both
+        );
+        // Escaped keys and values read the same.
+        assert_eq!(
+            ctx(&format!(r#"{{"\u0074race_id":"{}\u0063"}}"#, &TRACE[..31])),
+            Some((TRACE.into(), None))
+        );
+    }
+
+    #[test]
+    fn nested_ids_are_validated_and_ranked() {
+        for line in [
+            format!(r#"{{"ctx":{{"trace_id":"{}"}}}}"#, "0".repeat(32)),
+            format!(r#"{{"ctx":{{"trace_id":"{}"}}}}"#, &TRACE[..30]),
+            r#"{"dd":{"trace_id":"0","span_id":"1"}}"#.to_owned(),
+            r#"{"dd":{"trace_id":-5}}"#.to_owned(),
+            r#"{"dd":{"trace_id":"99999999999999999999999"}}"#.to_owned(),
+            r#"{"dd":{"trace_id":1.5}}"#.to_owned(),
+            r#"{"dd":"4887065908816661012"}"#.to_owned(),
+            format!(r#"{{"otelTraceID":"{TRACE}x"}}"#),
+            r#"{"otelTraceID":"0","otelSpanID":"0"}"#.to_owned(),
+            r#"{"xray_trace_id":"1-5f35ae12-0c0fec141ab77a00bc047aa"}"#.to_owned(),
+        ] {
+            assert_eq!(ctx(&line), None, "{line}");
+        }
+        // The top level beats a nested object, which beats Datadog's decimals; a bad span keeps the trace.
+        let other = "1af7651916cd43dd8448eb211c80319c";
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"ctx":{{"trace_id":"{other}"}},"traceId":"{TRACE}","spanId":"nope"}}"#
+            )),
+            Some((TRACE.into(), None))
+        );
+        assert_eq!(
+            ctx(&format!(
+                r#"{{"dd":{{"trace_id":"7"}},"ctx":{{"trace_id":"{other}","span_id":"{SPAN}"}}}}"#
+            )),
+            Some((other.into(), Some(SPAN.into())))
+        );
+        assert_eq!(
+            ctx(r#"{"dd.trace_id":"5","dd":{"trace_id":"7"}}"#).unwrap().0,
+            "00000000000000000000000000000005"
+        );
+        // Deeper than one level, nothing else in the line, the text search still finds a plain key.
+        assert_eq!(
+            ctx(&format!(r#"{{"a":{{"b":{{"trace_id":"{TRACE}"}}}}}}"#)),
+            Some((TRACE.into(), None))
+        );
+    }
+
+    /// Issue 7: JSON lines of a mebibyte, built on what the JSON and text searches key on.
+    #[test]
+    fn hostile_json_lines() {
+        const MIB: usize = 1 << 20;
+        let many_keys = format!(
+            r#"{{{}"trace_id":"{TRACE}"}}"#,
+            r#""trace_id":"x","#.repeat(MIB / 15)
+        );
+        assert_eq!(ctx(&many_keys), Some((TRACE.into(), None)));
+        let many_objects = format!(
+            r#"{{{}"dd":{{"trace_id":5}}}}"#,
+            r#""a":{"b":1},"#.repeat(MIB / 12)
+        );
+        assert!(ctx(&many_objects).is_some());
+        let markers = format!(r#"{{"message":"{}]"}}"#, "[!dt ".repeat(MIB / 5));
+        assert_eq!(ctx(&markers), None);
+        let deep = format!("{}{}", "[".repeat(MIB), "]".repeat(MIB));
+        assert_eq!(ctx(&format!(r#"{{"a":{deep}}}"#)), None);
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! context, and for platform lines the event and its details. Joining lines to invocations is `correlate`'s job.
 
 mod context;
+mod json_ids;
 mod json_line;
 mod platform;
 mod runtime;
 mod severity;
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use tracehose_tracecontext::{parse_invocation_marker, SpanId, TraceId};
@@ -54,7 +56,7 @@ pub fn parse_line(message: &str) -> ParsedLine {
     if let Some(marker) = parse_invocation_marker(text) {
         return ParsedLine {
             severity: Severity::Info,
-            request_id: Some(Arc::from(marker.request_id)),
+            request_id: Some(shared_request_id(marker.request_id)),
             context: Some(TraceContext {
                 trace_id: marker.trace_id,
                 span_id: marker.span_id,
@@ -66,10 +68,26 @@ pub fn parse_line(message: &str) -> ParsedLine {
     let prefix = runtime::parse_prefix(text);
     ParsedLine {
         severity: prefix.severity.unwrap_or_else(|| severity::guess(text)),
-        request_id: prefix.request_id.map(Arc::from),
+        request_id: prefix.request_id.map(shared_request_id),
         context: find_trace_context(text),
         ..ParsedLine::default()
     }
+}
+
+/// The request id as the shared string records hold. Consecutive lines of an invocation name the same id,
+/// so the last one made on this thread is handed out again instead of allocating one per line.
+pub(crate) fn shared_request_id(id: &str) -> Arc<str> {
+    thread_local! {
+        static LAST: Cell<Option<Arc<str>>> = const { Cell::new(None) };
+    }
+    LAST.with(|last| {
+        let shared = match last.take() {
+            Some(held) if *held == *id => held,
+            _ => Arc::from(id),
+        };
+        last.set(Some(Arc::clone(&shared)));
+        shared
+    })
 }
 
 /// Lambda request ids are UUIDs; holding text-extracted ids to that shape keeps stray words from becoming ids.

@@ -1,7 +1,7 @@
 //! Lambda platform lines of the text log format: INIT_START, START, END, REPORT (with its XRAY part),
 //! INIT_REPORT, RESTORE_*, runtime errors and timeouts.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
 use tracehose_tracecontext::{SpanId, TraceId};
@@ -178,7 +178,7 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     };
     Some(ParsedLine {
         severity,
-        request_id: request_id.map(Arc::from),
+        request_id: request_id.map(super::shared_request_id),
         platform: Some(event),
         details: details.boxed(),
         xray: xray_trace.map(|trace_id| TraceContext {
@@ -204,7 +204,7 @@ fn parse_timeout(text: &str) -> Option<ParsedLine> {
         .filter(|id| is_request_id(id));
     Some(ParsedLine {
         severity: Severity::Error,
-        request_id: request_id.map(Arc::from),
+        request_id: request_id.map(super::shared_request_id),
         platform: Some(PlatformEvent::Timeout),
         details: PlatformDetails {
             status: Some("timeout".into()),
