@@ -51,8 +51,10 @@ pub enum DecodeError {
     ContentType(String),
     #[error("unsupported content encoding {0:?}")]
     Encoding(String),
-    #[error("gzip body invalid or larger than {MAX_DECODED_BYTES} bytes once inflated")]
+    #[error("invalid gzip body")]
     Gzip,
+    #[error("gzip body larger than {MAX_DECODED_BYTES} bytes once inflated")]
+    GzipTooLarge,
     #[error("invalid OTLP protobuf: {0}")]
     Protobuf(#[from] WireError),
     #[error("invalid OTLP JSON: {0}")]
@@ -67,8 +69,8 @@ pub enum DecodeError {
 impl DecodeError {
     fn status(&self) -> StatusCode {
         match self {
-            DecodeError::Gzip | DecodeError::JsonTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            DecodeError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DecodeError::GzipTooLarge | DecodeError::JsonTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            DecodeError::ContentType(_) | DecodeError::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -167,7 +169,7 @@ fn decode(
                 .read_to_end(&mut out)
                 .map_err(|_| DecodeError::Gzip)?;
             if out.len() > MAX_DECODED_BYTES {
-                return Err(DecodeError::Gzip);
+                return Err(DecodeError::GzipTooLarge);
             }
             inflated = out;
             &inflated
@@ -347,7 +349,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             decode(&bomb.body, "", "gzip", Format::Protobuf),
-            Err(DecodeError::Gzip)
+            Err(DecodeError::GzipTooLarge)
         ));
     }
 

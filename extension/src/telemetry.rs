@@ -374,7 +374,10 @@ mod tests {
         for _ in 0..100_000 {
             body.extend_from_slice(b"0,");
         }
-        let huge = format!(r#"{{"type":"function","record":"{}"}}"#, "x".repeat(MAX_ITEM_BYTES));
+        let huge = format!(
+            r#"{{"type":"function","record":"{}"}}"#,
+            "x".repeat(MAX_ITEM_BYTES)
+        );
         body.extend_from_slice(huge.as_bytes());
         body.extend_from_slice(br#",{"type":"function","record":"kept"}]"#);
         let (events, unusable) = parse_batch(&body).unwrap();
