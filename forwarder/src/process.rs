@@ -47,6 +47,7 @@ pub fn run(
     let mut sink = NdjsonSink::new(BufWriter::with_capacity(1 << 16, stdout.lock()));
     let mut pipeline = Pipeline::new(limits);
     let mut summary = Summary::default();
+    let mut flushed = summary;
     let default_inputs = [PathBuf::from("-")];
     let inputs = if inputs.is_empty() {
         &default_inputs[..]
@@ -63,12 +64,16 @@ pub fn run(
                 continue;
             }
         };
-        if let Err(err) = process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report) {
+        // Records count as delivered only once they left the buffer: after a write error, everything since
+        // the last successful flush is taken back as failed.
+        let written = process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report);
+        if let Err(err) = written.and_then(|()| sink.flush()) {
+            summary.undeliver_since(&flushed);
             return (summary, Some(err));
         }
+        flushed = summary;
     }
-    let flushed = sink.flush().err();
-    (summary, flushed)
+    (summary, None)
 }
 
 fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {

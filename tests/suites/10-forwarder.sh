@@ -67,6 +67,28 @@ cli_bad_config() {
 }
 check "a bad variable fails with its name" cli_bad_config
 
+cli_extreme_limits() {
+  local status=0
+  # The largest value is honoured, not wrapped into a limit of zero: every sample still comes out.
+  TRACEHOSE_MAX_DECOMPRESSED_BYTES=18446744073709551615 TRACEHOSE_MAX_INPUT_BYTES=18446744073709551615 \
+    "$bin" process samples/events/* 2>/dev/null | cmp -s - <("$bin" process samples/events/* 2>/dev/null) || return 1
+  "$bin" process --max-decompressed-bytes 0 samples/events/control-message.json 2>"$work/err.txt" >/dev/null || status=$?
+  [ "$status" -eq 2 ] && grep -q "max-decompressed-bytes" "$work/err.txt"
+}
+check "extreme limits are honoured or refused by name, never ignored" cli_extreme_limits
+
+cli_empty_and_full_stdout() {
+  local status=0
+  "$bin" process - </dev/null 2>"$work/err.txt" >/dev/null || status=$?
+  [ "$status" -eq 1 ] && grep -q "input is empty" "$work/err.txt" || return 1
+  # When stdout fails the error is named and the summary still printed.
+  status=0
+  "$bin" process samples/events/direct-node-extension-markers.json >/dev/full 2>"$work/err.txt" || status=$?
+  [ -e /dev/full ] || return 0
+  [ "$status" -eq 1 ] && grep -q "writing output" "$work/err.txt" && grep -q "tracehose: summary" "$work/err.txt"
+}
+check "empty input and a failing stdout are reported, with the summary" cli_empty_and_full_stdout
+
 # The Lambda handler under cargo-lambda's runtime emulator.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cargo lambda watch --quiet --ignore-changes -P "$port" -p tracehose-forwarder --bin tracehose \
