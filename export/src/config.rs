@@ -73,7 +73,7 @@ pub enum ConfigError {
     BadCompression { var: String, value: String },
     #[error("{var}: unsupported protocol {value:?} (only http/protobuf is implemented)")]
     BadProtocol { var: String, value: String },
-    #[error("{var}: not a number of milliseconds")]
+    #[error("{var}: not a positive number of milliseconds")]
     BadTimeout { var: String },
     #[error("{var} is set but {missing} is not")]
     Incomplete { var: String, missing: String },
@@ -129,8 +129,11 @@ pub fn otlp_from_env(
         Some((var, value)) => value
             .trim()
             .parse::<u64>()
+            .ok()
+            // A timeout of zero would fail every export: refused like any other unusable value.
+            .filter(|&ms| ms > 0)
             .map(Duration::from_millis)
-            .map_err(|_| ConfigError::BadTimeout { var })?,
+            .ok_or(ConfigError::BadTimeout { var })?,
         None => DEFAULT_TIMEOUT,
     };
     Ok(Some(Destination {
@@ -349,6 +352,18 @@ mod tests {
             otlp_from_env(Signal::Traces, &e),
             Err(ConfigError::BadProtocol { .. })
         ));
+        for timeout in ["0", "-1", "18446744073709551616"] {
+            let e = env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", timeout),
+            ]);
+            assert_eq!(
+                otlp_from_env(Signal::Logs, &e).unwrap_err(),
+                ConfigError::BadTimeout {
+                    var: "OTEL_EXPORTER_OTLP_TIMEOUT".into()
+                }
+            );
+        }
     }
 
     #[test]

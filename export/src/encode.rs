@@ -7,23 +7,34 @@ use flate2::{write::GzEncoder, Compression as Level};
 
 use crate::Compression;
 
-/// An encoded request body with the `Content-Encoding` it needs.
+/// An encoded request body with the `Content-Type` and `Content-Encoding` it needs.
 #[derive(Debug, Clone)]
 pub struct Payload {
     pub body: Bytes,
     pub compression: Compression,
+    pub content_type: &'static str,
 }
+
+const PROTOBUF: &str = "application/x-protobuf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    #[error("gzip-compressing an OTLP payload: {0}")]
+    #[error("gzip-compressing a payload: {0}")]
     Gzip(#[from] std::io::Error),
 }
 
 /// Encodes `message` as protobuf and compresses it as asked. Level 1 gzip: most of the size gain for a
 /// fraction of the CPU time, which is billed on Lambda.
 pub fn encode<M: prost::Message>(message: &M, compression: Compression) -> Result<Payload, EncodeError> {
-    let raw = message.encode_to_vec();
+    compress(message.encode_to_vec(), compression, PROTOBUF)
+}
+
+/// A ready body of `content_type`, compressed as asked.
+pub fn compress(
+    raw: Vec<u8>,
+    compression: Compression,
+    content_type: &'static str,
+) -> Result<Payload, EncodeError> {
     let body = match compression {
         Compression::None => Bytes::from(raw),
         Compression::Gzip => {
@@ -32,7 +43,11 @@ pub fn encode<M: prost::Message>(message: &M, compression: Compression) -> Resul
             Bytes::from(encoder.finish()?)
         }
     };
-    Ok(Payload { body, compression })
+    Ok(Payload {
+        body,
+        compression,
+        content_type,
+    })
 }
 
 #[cfg(test)]

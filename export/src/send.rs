@@ -87,6 +87,16 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// A delivered payload: how many attempts it took and the start of the backend's answer, which may report a
+/// partial success.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub attempts: u32,
+    pub status: u16,
+    /// At most 64 KiB of the response body.
+    pub body: bytes::Bytes,
+}
+
 /// POSTs `payload` to `destination` until it is delivered, permanently rejected, `policy` runs out of attempts
 /// or `deadline` would be passed.
 pub async fn send(
@@ -96,6 +106,19 @@ pub async fn send(
     deadline: Instant,
     policy: &RetryPolicy,
 ) -> Result<(), ExportError> {
+    send_for_response(client, destination, payload, deadline, policy)
+        .await
+        .map(|_| ())
+}
+
+/// Like [`send`], returning what the backend answered on success.
+pub async fn send_for_response(
+    client: &reqwest::Client,
+    destination: &Destination,
+    payload: &Payload,
+    deadline: Instant,
+    policy: &RetryPolicy,
+) -> Result<Delivered, ExportError> {
     let name = destination.name;
     if payload.body.len() > destination.max_body_bytes {
         return Err(ExportError::TooLarge {
@@ -113,14 +136,20 @@ pub async fn send(
         attempts += 1;
         let answer = attempt(client, destination, payload, destination.timeout.min(left)).await;
         let (retry_after, reason) = match answer {
-            Answer::Status(_, Class::Delivered) => return Ok(()),
-            Answer::Status(status, Class::Permanent) => {
+            Answer::Status(status, Class::Delivered, body) => {
+                return Ok(Delivered {
+                    attempts,
+                    status,
+                    body,
+                })
+            }
+            Answer::Status(status, Class::Permanent, _) => {
                 return Err(ExportError::Rejected {
                     destination: name,
                     status,
                 });
             }
-            Answer::Status(status, Class::Retryable { retry_after }) => {
+            Answer::Status(status, Class::Retryable { retry_after }, _) => {
                 (retry_after, format!("HTTP {status}"))
             }
             Answer::Transport(reason) => (None, reason),
@@ -152,7 +181,8 @@ fn unavailable(
 
 /// How one request ended.
 enum Answer {
-    Status(u16, Class),
+    /// The status, what it means, and the start of the body.
+    Status(u16, Class, bytes::Bytes),
     /// No HTTP answer: the transport error, without its URL (URLs may carry credentials in their query).
     Transport(String),
 }
@@ -166,7 +196,7 @@ async fn attempt(
     let mut request = client
         .post(&destination.url)
         .headers(destination.headers.clone())
-        .header(CONTENT_TYPE, "application/x-protobuf")
+        .header(CONTENT_TYPE, payload.content_type)
         .timeout(timeout)
         .body(payload.body.clone());
     if payload.compression == Compression::Gzip {
@@ -180,14 +210,15 @@ async fn attempt(
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let mut read = 0;
+            let mut body = Vec::new();
             while let Ok(Some(chunk)) = response.chunk().await {
-                read += chunk.len();
-                if read > MAX_RESPONSE_BYTES {
+                let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if room < chunk.len() {
                     break;
                 }
             }
-            Answer::Status(status, classify(status, retry_after.as_deref()))
+            Answer::Status(status, classify(status, retry_after.as_deref()), body.into())
         }
         Err(error) => Answer::Transport(error.without_url().to_string()),
     }
@@ -242,6 +273,7 @@ mod tests {
         Payload {
             body: bytes::Bytes::from(vec![7u8; len]),
             compression: Compression::Gzip,
+            content_type: "application/x-protobuf",
         }
     }
 
