@@ -64,3 +64,95 @@ pub struct LogRecord {
     /// Whether the line's invocation was a cold start, when known.
     pub cold_start: Option<bool>,
 }
+
+/// One typed attribute value, borrowed from a record or its source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AttrValue<'a> {
+    Str(&'a str),
+    /// Unsigned: every integer attribute is a size or a count, and a hostile REPORT line can saturate one.
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Source {
+    /// The source's attributes under OpenTelemetry names (`cloud.account.id`, `cloud.region`, `faas.name`),
+    /// then [`visit_delivery_attributes`](Self::visit_delivery_attributes). Log group and stream are not
+    /// among them: every destination has its own place for those.
+    pub fn visit_attributes(&self, f: &mut dyn FnMut(&str, AttrValue<'_>)) {
+        for (key, value) in [
+            ("cloud.account.id", &self.account_id),
+            ("cloud.region", &self.region),
+            ("faas.name", &self.function_name),
+        ] {
+            if let Some(value) = value {
+                f(key, AttrValue::Str(value));
+            }
+        }
+        self.visit_delivery_attributes(f);
+    }
+
+    /// How the data was delivered: the Firehose ARN and the common attributes, in their configured order.
+    /// Destinations that map account, region and function to their own names use only these.
+    pub fn visit_delivery_attributes(&self, f: &mut dyn FnMut(&str, AttrValue<'_>)) {
+        if let Some(arn) = &self.firehose_arn {
+            f("aws.firehose.arn", AttrValue::Str(arn));
+        }
+        for (key, value) in &self.common_attributes {
+            f(key, AttrValue::Str(value));
+        }
+    }
+}
+
+impl LogRecord {
+    /// The record's own typed attributes (not its source's), flat, with OpenTelemetry names where one exists
+    /// and `aws.lambda.*` otherwise: cold start, platform event, REPORT metrics and details, how it was joined.
+    /// The request id and trace context are not among them: every destination has its own place for those.
+    pub fn visit_attributes(&self, f: &mut dyn FnMut(&str, AttrValue<'_>)) {
+        if let Some(cold) = self.cold_start {
+            f("faas.coldstart", AttrValue::Bool(cold));
+        }
+        if let Some(event) = self.platform {
+            f("aws.lambda.platform_event", AttrValue::Str(event.as_str()));
+        }
+        if let Some(d) = &self.details {
+            let m = &d.metrics;
+            for (key, value) in [
+                ("aws.lambda.duration_ms", m.duration_ms),
+                ("aws.lambda.billed_duration_ms", m.billed_duration_ms),
+                ("aws.lambda.init_duration_ms", m.init_duration_ms),
+                ("aws.lambda.restore_duration_ms", m.restore_duration_ms),
+                (
+                    "aws.lambda.billed_restore_duration_ms",
+                    m.billed_restore_duration_ms,
+                ),
+            ] {
+                if let Some(v) = value {
+                    f(key, AttrValue::Float(v));
+                }
+            }
+            for (key, value) in [
+                ("aws.lambda.memory_size_mb", m.memory_size_mb),
+                ("aws.lambda.max_memory_used_mb", m.max_memory_used_mb),
+            ] {
+                if let Some(v) = value {
+                    f(key, AttrValue::UInt(v));
+                }
+            }
+            for (key, value) in [
+                ("aws.lambda.status", &d.status),
+                ("aws.lambda.error_type", &d.error_type),
+                ("aws.lambda.phase", &d.phase),
+                ("faas.version", &d.version),
+                ("aws.lambda.runtime_version", &d.runtime_version),
+            ] {
+                if let Some(v) = value {
+                    f(key, AttrValue::Str(v));
+                }
+            }
+        }
+        if let Some(join) = self.join {
+            f("tracehose.join", AttrValue::Str(join.as_str()));
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use super::Sink;
-use crate::record::{LogRecord, Source};
+use crate::record::{AttrValue, LogRecord, Source};
 
 /// Writes one JSON object per line to any writer (stdout, a file, a buffer).
 #[derive(Debug)]
@@ -112,64 +112,18 @@ impl SharedFields {
             out: &mut attributes,
             first: true,
         };
-        a.text("cloud.account.id", &src.account_id)?;
-        a.text("cloud.region", &src.region)?;
-        a.text("faas.name", &src.function_name)?;
-        a.text("aws.firehose.arn", &src.firehose_arn)?;
-        for (key, value) in &src.common_attributes {
-            a.key(key)?;
-            string(a.out, value)?;
-        }
+        let mut result = Ok(());
+        src.visit_attributes(&mut |key, value| a.pair(key, value, &mut result));
+        result?;
         Ok(Self { head, attributes })
     }
 }
 
 /// Everything else, flat, with OpenTelemetry names where one exists and `aws.lambda.*` otherwise.
 fn record_attributes(a: &mut Attributes<'_>, r: &LogRecord) -> io::Result<()> {
-    if let Some(cold) = r.cold_start {
-        a.key("faas.coldstart")?;
-        a.out.extend_from_slice(if cold { b"true" } else { b"false" });
-    }
-    if let Some(event) = r.platform {
-        a.text("aws.lambda.platform_event", &Some(event.as_str()))?;
-    }
-    if let Some(d) = &r.details {
-        let m = &d.metrics;
-        let numbers = [
-            ("aws.lambda.duration_ms", m.duration_ms),
-            ("aws.lambda.billed_duration_ms", m.billed_duration_ms),
-            ("aws.lambda.init_duration_ms", m.init_duration_ms),
-            ("aws.lambda.restore_duration_ms", m.restore_duration_ms),
-            (
-                "aws.lambda.billed_restore_duration_ms",
-                m.billed_restore_duration_ms,
-            ),
-        ];
-        for (key, value) in numbers {
-            if let Some(v) = value {
-                a.key(key)?;
-                serde_json::to_writer(&mut *a.out, &v)?;
-            }
-        }
-        for (key, value) in [
-            ("aws.lambda.memory_size_mb", m.memory_size_mb),
-            ("aws.lambda.max_memory_used_mb", m.max_memory_used_mb),
-        ] {
-            if let Some(v) = value {
-                a.key(key)?;
-                a.out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-            }
-        }
-        a.text("aws.lambda.status", &d.status)?;
-        a.text("aws.lambda.error_type", &d.error_type)?;
-        a.text("aws.lambda.phase", &d.phase)?;
-        a.text("faas.version", &d.version)?;
-        a.text("aws.lambda.runtime_version", &d.runtime_version)?;
-    }
-    if let Some(join) = r.join {
-        a.text("tracehose.join", &Some(join.as_str()))?;
-    }
-    Ok(())
+    let mut result = Ok(());
+    r.visit_attributes(&mut |key, value| a.pair(key, value, &mut result));
+    result
 }
 
 /// Writes `"key":` pairs into an object, managing the commas.
@@ -188,10 +142,22 @@ impl Attributes<'_> {
         Ok(())
     }
 
-    fn text(&mut self, key: &str, value: &Option<impl AsRef<str>>) -> io::Result<()> {
-        if let Some(value) = value {
-            self.key(key)?;
-            string(self.out, value.as_ref())?;
+    /// One attribute; after the first error, nothing more (the visitors cannot stop early).
+    fn pair(&mut self, key: &str, value: AttrValue<'_>, result: &mut io::Result<()>) {
+        if result.is_ok() {
+            *result = self.try_pair(key, value);
+        }
+    }
+
+    fn try_pair(&mut self, key: &str, value: AttrValue<'_>) -> io::Result<()> {
+        self.key(key)?;
+        match value {
+            AttrValue::Str(s) => string(self.out, s)?,
+            AttrValue::UInt(n) => self
+                .out
+                .extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            AttrValue::Float(x) => serde_json::to_writer(&mut *self.out, &x)?,
+            AttrValue::Bool(b) => self.out.extend_from_slice(if b { b"true" } else { b"false" }),
         }
         Ok(())
     }
