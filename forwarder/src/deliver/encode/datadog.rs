@@ -1,0 +1,214 @@
+//! Datadog logs intake v2 (FORMATS.md section 7): a JSON array of objects with `message`, `ddsource`,
+//! `service`, `hostname`, `status`, `ddtags` and attributes. Attributes are flat dotted keys, as Datadog's
+//! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
+
+use super::json::{json_array, push_str, push_str_within, push_value, Members};
+use super::{non_empty, Encoded, Encoder, Entries, PerSource, RequestLimits, SettingsError};
+use crate::parse::Severity;
+use crate::record::{AttrValue, LogRecord, Source};
+
+/// The intake's documented limits (uncompressed), read as powers of ten to keep within either reading.
+pub const DATADOG_LIMITS: RequestLimits = RequestLimits {
+    max_body_bytes: 5_000_000,
+    max_entries: 1_000,
+};
+
+/// Largest entry the intake takes whole; Datadog cuts longer ones itself, without saying so.
+pub const MAX_ENTRY_BYTES: usize = 1_000_000;
+
+/// Encoder settings from the Datadog agent's own variables: `DD_ENV`, `DD_SERVICE`, `DD_VERSION` and
+/// `DD_TAGS` (tags separated by spaces or commas).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatadogSettings {
+    pub env: Option<String>,
+    pub service: Option<String>,
+    pub version: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl DatadogSettings {
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        // A comma would split a tag in two: `ddtags` is comma-separated.
+        let tag_value = |var: &'static str| match non_empty(lookup, var) {
+            Some(v) if v.contains(',') => Err(SettingsError::invalid(var, "must not contain a comma")),
+            v => Ok(v),
+        };
+        let tags = lookup("DD_TAGS")
+            .unwrap_or_default()
+            .split([' ', ','])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self {
+            env: tag_value("DD_ENV")?,
+            service: non_empty(lookup, "DD_SERVICE"),
+            version: tag_value("DD_VERSION")?,
+            tags,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct DatadogEncoder {
+    settings: DatadogSettings,
+    limits: RequestLimits,
+    sources: PerSource<(Vec<u8>, usize)>,
+}
+
+impl DatadogEncoder {
+    pub fn new(settings: DatadogSettings) -> Self {
+        Self {
+            settings,
+            limits: DATADOG_LIMITS,
+            sources: PerSource::default(),
+        }
+    }
+
+    /// Largest entry: what the intake takes whole, and what fits a request alone with its brackets.
+    fn max_entry_bytes(&self) -> usize {
+        MAX_ENTRY_BYTES.min(self.limits.max_body_bytes.saturating_sub(3))
+    }
+
+    /// `ddtags`: the configured tags, then what the source says.
+    fn ddtags(&self, source: &Source) -> String {
+        let s = &self.settings;
+        let mut tags: Vec<String> = Vec::new();
+        for (key, value) in [("env", &s.env), ("version", &s.version)] {
+            if let Some(value) = value {
+                tags.push(format!("{key}:{value}"));
+            }
+        }
+        tags.extend(s.tags.iter().cloned());
+        for (key, value) in [
+            ("functionname", &source.function_name),
+            ("aws_account", &source.account_id),
+            ("region", &source.region),
+        ] {
+            if let Some(value) = value {
+                // A payload's fields are not ours to trust: a comma would forge a tag.
+                tags.push(format!("{key}:{}", value.replace(',', "_")));
+            }
+        }
+        tags.push("forwardername:tracehose".to_owned());
+        tags.join(",")
+    }
+
+    /// Everything a source's records share, encoded once as members, and how many.
+    fn source_members(&self, source: &Source) -> (Vec<u8>, usize) {
+        let host = source.function_name.as_deref().unwrap_or(&source.log_group);
+        let service = self.settings.service.as_deref().unwrap_or(host);
+        // A sixteenth of an entry per value: enough for any real one, and the message keeps its room.
+        let max = self.max_entry_bytes() / 16;
+        let mut out = Vec::new();
+        let mut m = Members::new(&mut out, usize::MAX, usize::MAX);
+        let text = |m: &mut Members<'_>, key: &str, value: &str| {
+            m.member(key, |o| push_value(o, AttrValue::Str(value), max));
+        };
+        text(&mut m, "ddsource", "lambda");
+        text(&mut m, "service", service);
+        text(&mut m, "hostname", host);
+        text(&mut m, "ddtags", &self.ddtags(source));
+        text(&mut m, "aws.awslogs.logGroup", &source.log_group);
+        text(&mut m, "aws.awslogs.logStream", &source.log_stream);
+        if let Some(account) = &source.account_id {
+            text(&mut m, "aws.awslogs.owner", account);
+        }
+        source.visit_delivery_attributes(&mut |key, value| m.member(key, |o| push_value(o, value, max)));
+        let count = m.count();
+        (out, count)
+    }
+}
+
+/// The severity in lower case: Datadog's status remapper reads `trace` as debug, `warn` as warning and
+/// `fatal` as emergency. None when unknown, so that Datadog applies its own default.
+fn status(severity: Severity) -> Option<&'static str> {
+    Some(match severity {
+        Severity::Unspecified => return None,
+        Severity::Trace => "trace",
+        Severity::Debug => "debug",
+        Severity::Info => "info",
+        Severity::Warn => "warn",
+        Severity::Error => "error",
+        Severity::Fatal => "fatal",
+    })
+}
+
+impl Encoder for DatadogEncoder {
+    fn name(&self) -> &'static str {
+        "datadog"
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    fn limits(&self) -> RequestLimits {
+        self.limits
+    }
+
+    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
+        let start = out.len();
+        let max_entry = self.max_entry_bytes();
+        let shared = self.sources.get(&record.source, |s| self.source_members(s));
+        out.push(b'{');
+        // Attributes may fill half an entry at most, so the message always keeps the other half.
+        let mut m = Members::new(out, usize::MAX, max_entry / 2);
+        m.encoded(&shared.0, shared.1);
+        m.member("timestamp", |o| {
+            o.extend_from_slice(itoa::Buffer::new().format(record.timestamp_ms).as_bytes());
+            false
+        });
+        if let Some(status) = status(record.severity) {
+            m.member("status", |o| push_value(o, AttrValue::Str(status), usize::MAX));
+        }
+        let max_value = max_entry / 16;
+        if let Some(request_id) = &record.request_id {
+            m.member("lambda.request_id", |o| {
+                push_value(o, AttrValue::Str(request_id), max_value)
+            });
+        }
+        // Decimal strings, as Datadog's tracers write them into logs.
+        if let Some(trace_id) = record.trace_id {
+            m.member("dd.trace_id", |o| {
+                push_str(o, itoa::Buffer::new().format(trace_id.low_u64()));
+                false
+            });
+        }
+        if let Some(span_id) = record.span_id {
+            m.member("dd.span_id", |o| {
+                push_str(o, itoa::Buffer::new().format(span_id.to_u64()));
+                false
+            });
+        }
+        record.visit_attributes(&mut |key, value| m.member(key, |o| push_value(o, value, max_value)));
+        let mut truncated = m.truncated;
+        if !m.is_first() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"message\":");
+        let room = max_entry.saturating_sub(out.len() - start + 1);
+        truncated |= push_str_within(out, &record.message, usize::MAX, room);
+        out.push(b'}');
+        Encoded {
+            bytes: out.len() - start,
+            truncated,
+        }
+    }
+
+    fn body_overhead(&self) -> usize {
+        2
+    }
+
+    fn run_overhead(&self, _source: &Source) -> usize {
+        0
+    }
+
+    fn entry_overhead(&self, _entry_len: usize) -> usize {
+        1
+    }
+
+    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
+        json_array(entries, range)
+    }
+}

@@ -1,0 +1,315 @@
+//! Encoders: one per destination, each mapping [`LogRecord`]s to its backend's conventions (DESIGN.md, record
+//! model) over the one shared batching and retry core of [`crate::deliver`].
+//!
+//! An encoder turns one record into one self-contained *entry* (a JSON object, an OTLP `LogRecord`), cut to
+//! the destination's per-entry limits, and joins a run of entries into a request body. Keeping entries apart
+//! until a request is built is what lets a batch refused with 413 be split in halves and sent again.
+
+pub mod datadog;
+pub mod dynatrace;
+mod json;
+pub mod otlp;
+
+use std::sync::{Arc, Mutex};
+
+use crate::record::{LogRecord, Source};
+
+/// Ends a field cut to a destination's limit, so that a reader sees it was cut.
+pub const TRUNCATED: &str = " [tracehose: truncated]";
+
+/// A destination setting read from the environment is invalid. Names the variable, never repeats its value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+impl SettingsError {
+    /// The variable at fault.
+    pub fn var(&self) -> &'static str {
+        match self {
+            Self::Invalid { var, .. } => var,
+        }
+    }
+
+    fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Reads a positive integer variable, `None` when unset or empty.
+fn positive(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<usize>, SettingsError> {
+    match lookup(var).as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(SettingsError::invalid(var, "expected a positive integer")),
+        },
+    }
+}
+
+/// Reads a variable, `None` when unset or blank.
+fn non_empty(lookup: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// What an encoder derives from a source once, kept for the records that follow: records of one payload share
+/// one `Arc<Source>` and come in runs, so one slot is enough.
+#[derive(Debug)]
+struct PerSource<T> {
+    last: Mutex<Option<(Arc<Source>, Arc<T>)>>,
+}
+
+impl<T> Default for PerSource<T> {
+    fn default() -> Self {
+        Self {
+            last: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> PerSource<T> {
+    fn get(&self, source: &Arc<Source>, make: impl FnOnce(&Source) -> T) -> Arc<T> {
+        // Never waits: another thread holding the slot, or a poisoned one, costs only a recomputation.
+        let Ok(mut last) = self.last.try_lock() else {
+            return Arc::new(make(source));
+        };
+        if let Some((cached, value)) = last.as_ref() {
+            if Arc::ptr_eq(cached, source) {
+                return Arc::clone(value);
+            }
+        }
+        let value = Arc::new(make(source));
+        *last = Some((Arc::clone(source), Arc::clone(&value)));
+        value
+    }
+
+    /// What was kept for this very source (the same allocation, not an equal one), if anything.
+    fn peek(&self, source: &Source) -> Option<Arc<T>> {
+        let last = self.last.try_lock().ok()?;
+        let (cached, value) = last.as_ref()?;
+        std::ptr::eq(Arc::as_ptr(cached), source).then(|| Arc::clone(value))
+    }
+}
+
+/// The encoded entries of one batch, in order, in one buffer.
+#[derive(Debug, Default)]
+pub struct Entries {
+    /// Every entry's bytes, back to back.
+    pub data: Vec<u8>,
+    /// Where each entry ends in `data`.
+    pub ends: Vec<usize>,
+    /// The source each run of entries shares: `(index of the run's first entry, source)`, in order. Records of
+    /// one payload share one `Arc<Source>`, so a run is usually a whole payload.
+    pub sources: Vec<(usize, Arc<Source>)>,
+}
+
+impl Entries {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of entry `i`.
+    pub fn entry(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+
+    /// The runs of one source among entries `range`, in order: `(entries, source)`. Neighbouring runs of equal
+    /// sources are one (two payloads of one log stream). Entries before any recorded source get a default one.
+    pub fn runs(&self, range: std::ops::Range<usize>) -> Vec<(std::ops::Range<usize>, Arc<Source>)> {
+        let range = range.start.min(self.len())..range.end.min(self.len());
+        let mut runs: Vec<(std::ops::Range<usize>, Arc<Source>)> = Vec::new();
+        let mut i = range.start;
+        while i < range.end {
+            let run = self.sources.partition_point(|(first, _)| *first <= i);
+            let (source, end) = match run.checked_sub(1).and_then(|r| self.sources.get(r)) {
+                Some((_, source)) => (
+                    Arc::clone(source),
+                    self.sources.get(run).map_or(range.end, |n| n.0),
+                ),
+                None => (Arc::default(), self.sources.first().map_or(range.end, |n| n.0)),
+            };
+            let end = end.clamp(i + 1, range.end);
+            match runs.last_mut() {
+                Some((last, prev)) if Arc::ptr_eq(prev, &source) || **prev == *source => last.end = end,
+                _ => runs.push((i..end, source)),
+            }
+            i = end;
+        }
+        runs
+    }
+
+    /// The source of entry `i`.
+    pub fn source_of(&self, i: usize) -> &Arc<Source> {
+        let run = self.sources.partition_point(|(first, _)| *first <= i);
+        &self.sources[run.saturating_sub(1)].1
+    }
+}
+
+/// What encoding one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    /// Bytes appended to the entry buffer.
+    pub bytes: usize,
+    /// Whether a field (the message, an attribute) was cut to the destination's limits.
+    pub truncated: bool,
+}
+
+/// What a successful answer says the backend refused anyway (an OTLP or Dynatrace partial success).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// Entries refused, of those sent.
+    pub count: usize,
+    /// The backend's own words, for the report.
+    pub message: Option<String>,
+}
+
+/// Limits of one destination's requests, checked by the batching core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Largest request body before compression.
+    pub max_body_bytes: usize,
+    /// Most entries in one request.
+    pub max_entries: usize,
+}
+
+pub trait Encoder: Send + Sync + std::fmt::Debug {
+    /// Short name for the ledger and diagnostics (`dynatrace`, `otlp`, `datadog`); never a secret.
+    fn name(&self) -> &'static str;
+
+    /// `Content-Type` of the request bodies.
+    fn content_type(&self) -> &'static str;
+
+    fn limits(&self) -> RequestLimits;
+
+    /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
+    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
+
+    /// Bytes a body adds whatever it holds (`[]` of a JSON array).
+    fn body_overhead(&self) -> usize;
+
+    /// Bytes a body adds when a run of entries of a new source starts (an OTLP resource and scope; nothing
+    /// for a flat JSON array). Must not be less than what [`body`](Self::body) spends.
+    fn run_overhead(&self, source: &Source) -> usize;
+
+    /// Bytes a body adds around one entry of `entry_len` bytes (a comma; a field key and length).
+    fn entry_overhead(&self, entry_len: usize) -> usize;
+
+    /// The request body (uncompressed) for entries `range` of `entries`.
+    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8>;
+
+    /// What a successful answer (`status`, the start of its `body`) says was refused of the `entries` sent.
+    /// Backends without partial success refuse nothing.
+    fn refused(&self, _status: u16, _body: &[u8], _entries: usize) -> Refused {
+        Refused::default()
+    }
+}
+
+/// Records and batches as the pipeline and the batching core make them, for the encoders' tests.
+#[cfg(test)]
+mod testing {
+    use std::sync::Arc;
+
+    use tracehose_tracecontext::{SpanId, TraceId};
+
+    use super::{Encoder, Entries};
+    use crate::parse::{PlatformDetails, PlatformEvent, ReportMetrics, Severity};
+    use crate::record::{Join, LogRecord, Source};
+
+    pub const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    pub const SPAN: &str = "00f067aa0ba902b7";
+
+    pub fn lambda_source(function: &str) -> Arc<Source> {
+        Arc::new(Source {
+            log_group: format!("/aws/lambda/{function}"),
+            log_stream: "2024/01/01/[$LATEST]abc".to_owned(),
+            account_id: Some("123456789012".to_owned()),
+            region: Some("eu-west-1".to_owned()),
+            function_name: Some(function.to_owned()),
+            firehose_arn: Some("arn:aws:firehose:eu-west-1:123456789012:deliverystream/logs".to_owned()),
+            common_attributes: vec![("team".to_owned(), "payments".to_owned())],
+        })
+    }
+
+    /// An application line joined to its trace.
+    pub fn line(source: &Arc<Source>, message: &str) -> LogRecord {
+        LogRecord {
+            timestamp_ms: 1_700_000_000_123,
+            message: message.to_owned(),
+            severity: Severity::Warn,
+            trace_id: TraceId::from_hex(TRACE),
+            span_id: SpanId::from_hex(SPAN),
+            request_id: Some(Arc::from("8f5b1c2e-1111-2222-3333-444455556666")),
+            join: Some(Join::Line),
+            source: Arc::clone(source),
+            platform: None,
+            details: None,
+            cold_start: Some(true),
+        }
+    }
+
+    /// A REPORT line, without trace context.
+    pub fn report(source: &Arc<Source>) -> LogRecord {
+        LogRecord {
+            message: "REPORT RequestId: 8f5b1c2e Duration: 12.50 ms".to_owned(),
+            severity: Severity::Unspecified,
+            trace_id: None,
+            span_id: None,
+            join: None,
+            cold_start: None,
+            platform: Some(PlatformEvent::Report),
+            details: Some(Box::new(PlatformDetails {
+                metrics: ReportMetrics {
+                    duration_ms: Some(12.5),
+                    memory_size_mb: Some(128),
+                    ..Default::default()
+                },
+                status: Some("timeout".to_owned()),
+                ..Default::default()
+            })),
+            ..line(source, "")
+        }
+    }
+
+    /// The entries of `records`, as the batching core collects them.
+    pub fn entries(encoder: &dyn Encoder, records: &[LogRecord]) -> (Entries, bool) {
+        let mut entries = Entries::default();
+        let mut truncated = false;
+        for record in records {
+            if entries
+                .sources
+                .last()
+                .is_none_or(|(_, s)| !Arc::ptr_eq(s, &record.source))
+            {
+                entries.sources.push((entries.len(), Arc::clone(&record.source)));
+            }
+            let encoded = encoder.encode(record, &mut entries.data);
+            truncated |= encoded.truncated;
+            entries.ends.push(entries.data.len());
+            assert_eq!(entries.entry(entries.len() - 1).len(), encoded.bytes);
+        }
+        (entries, truncated)
+    }
+
+    /// The body of all `entries`, checked against what the encoder said it would spend.
+    pub fn body(encoder: &dyn Encoder, entries: &Entries) -> Vec<u8> {
+        let body = encoder.body(entries, 0..entries.len());
+        let runs: usize = entries.sources.iter().map(|(_, s)| encoder.run_overhead(s)).sum();
+        let framing: usize = (0..entries.len())
+            .map(|i| encoder.entry_overhead(entries.entry(i).len()))
+            .sum();
+        assert!(body.len() <= encoder.body_overhead() + runs + framing + entries.data.len());
+        body
+    }
+}
