@@ -212,3 +212,140 @@ impl Encoder for DatadogEncoder {
         json_array(entries, range)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+    use tracehose_tracecontext::{SpanId, TraceId};
+
+    use super::*;
+    use crate::deliver::encode::testing::{body, entries, lambda_source, line, report, SPAN, TRACE};
+    use crate::deliver::encode::TRUNCATED;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<DatadogSettings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DatadogSettings::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    fn decode(encoder: &DatadogEncoder, records: &[LogRecord]) -> (Vec<Value>, bool) {
+        let (entries, truncated) = entries(encoder, records);
+        let body = body(encoder, &entries);
+        assert!(body.len() <= encoder.limits().max_body_bytes);
+        (serde_json::from_slice(&body).unwrap(), truncated)
+    }
+
+    #[test]
+    fn maps_a_line_to_datadog_fields_and_tags() {
+        let s = settings(&[
+            ("DD_ENV", "prod"),
+            ("DD_VERSION", "1.2"),
+            ("DD_TAGS", "team:pay  tier:1,zone:a"),
+        ]);
+        let encoder = DatadogEncoder::new(s.unwrap());
+        let source = lambda_source("checkout");
+        let (objects, truncated) = decode(&encoder, &[line(&source, "paid")]);
+        assert!(!truncated);
+        let trace = TraceId::from_hex(TRACE).unwrap().low_u64().to_string();
+        let span = SpanId::from_hex(SPAN).unwrap().to_u64().to_string();
+        assert_eq!(trace, "9532127138774266268");
+        assert_eq!(
+            objects[0],
+            json!({
+                "message": "paid",
+                "ddsource": "lambda",
+                "service": "checkout",
+                "hostname": "checkout",
+                "ddtags": "env:prod,version:1.2,team:pay,tier:1,zone:a,functionname:checkout,\
+                           aws_account:123456789012,region:eu-west-1,forwardername:tracehose",
+                "timestamp": 1_700_000_000_123_i64,
+                "status": "warn",
+                "lambda.request_id": "8f5b1c2e-1111-2222-3333-444455556666",
+                "dd.trace_id": trace,
+                "dd.span_id": span,
+                "aws.awslogs.logGroup": "/aws/lambda/checkout",
+                "aws.awslogs.logStream": "2024/01/01/[$LATEST]abc",
+                "aws.awslogs.owner": "123456789012",
+                "aws.firehose.arn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/logs",
+                "team": "payments",
+                "faas.coldstart": true,
+                "tracehose.join": "line",
+            })
+        );
+    }
+
+    #[test]
+    fn service_falls_back_to_the_function_then_the_log_group() {
+        let plain = Arc::new(Source {
+            log_group: "app/orders".to_owned(),
+            ..Default::default()
+        });
+        let encoder = DatadogEncoder::new(settings(&[]).unwrap());
+        let (objects, _) = decode(&encoder, &[report(&plain)]);
+        let o = &objects[0];
+        assert_eq!(
+            (&o["service"], &o["hostname"]),
+            (&json!("app/orders"), &json!("app/orders"))
+        );
+        assert_eq!(o["ddtags"], json!("forwardername:tracehose"));
+        assert_eq!(o["aws.lambda.duration_ms"], json!(12.5));
+        assert!(o.get("status").is_none() && o.get("dd.trace_id").is_none());
+        let encoder = DatadogEncoder::new(settings(&[("DD_SERVICE", "shop")]).unwrap());
+        let (objects, _) = decode(&encoder, &[line(&lambda_source("checkout"), "x")]);
+        assert_eq!(
+            (&objects[0]["service"], &objects[0]["hostname"]),
+            (&json!("shop"), &json!("checkout"))
+        );
+    }
+
+    #[test]
+    fn a_run_of_two_sources_keeps_each_records_tags() {
+        let (a, b) = (lambda_source("a"), lambda_source("b"));
+        let encoder = DatadogEncoder::new(settings(&[]).unwrap());
+        let (objects, _) = decode(&encoder, &[line(&a, "1"), line(&b, "2"), line(&a, "3")]);
+        let hosts: Vec<_> = objects.iter().map(|o| o["hostname"].as_str().unwrap()).collect();
+        assert_eq!(hosts, ["a", "b", "a"]);
+        assert!(objects[1]["ddtags"].as_str().unwrap().contains("functionname:b"));
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_so_the_entry_fits() {
+        let encoder = DatadogEncoder::new(settings(&[]).unwrap());
+        let source = lambda_source("checkout");
+        for message in ["\n".repeat(900_000), "😀".repeat(400_000)] {
+            let (entries, truncated) = entries(&encoder, &[line(&source, &message)]);
+            assert!(truncated);
+            let entry = entries.entry(0);
+            assert!(entry.len() <= MAX_ENTRY_BYTES && entry.len() > MAX_ENTRY_BYTES - 16);
+            let o: Value = serde_json::from_slice(entry).unwrap();
+            assert!(o["message"].as_str().unwrap().ends_with(TRUNCATED));
+            assert_eq!(o["service"], json!("checkout"));
+        }
+    }
+
+    #[test]
+    fn settings_refuse_a_comma_in_a_tag_value() {
+        for var in ["DD_ENV", "DD_VERSION"] {
+            let err = settings(&[(var, "a,b")]).unwrap_err();
+            assert_eq!(err.var(), var);
+        }
+        assert_eq!(
+            settings(&[("DD_TAGS", " , ")]).unwrap().tags,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn describes_its_requests() {
+        let encoder = DatadogEncoder::new(DatadogSettings::default());
+        assert_eq!(encoder.content_type(), "application/json");
+        assert_eq!(encoder.limits(), DATADOG_LIMITS);
+        assert_eq!(encoder.name(), "datadog");
+    }
+}
