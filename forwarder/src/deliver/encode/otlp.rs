@@ -3,6 +3,7 @@
 //! one `ScopeLogs` of scope `tracehose`, without decoding the entries again.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -169,13 +170,15 @@ impl OtlpEncoder {
             ));
         }
         let max = self.max_attribute_bytes();
+        // A set, not a scan per key: the common attributes are as many as a Firehose header holds.
+        let mut seen: HashSet<String> = attributes.iter().map(|a| a.key.clone()).collect();
         source.visit_attributes(&mut |key, value| {
-            if !attributes.iter().any(|a| a.key == key) {
+            if seen.insert(key.to_owned()) {
                 attributes.push(key_value(key, value_of(value, max).0));
             }
         });
         for (key, value) in &self.settings.resource_attributes {
-            if !attributes.iter().any(|a| a.key == *key) {
+            if seen.insert(key.clone()) {
                 attributes.push(key_value(key, string(value)));
             }
         }
