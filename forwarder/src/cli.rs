@@ -1,12 +1,14 @@
 //! The command line: `tracehose <command>`. Each command lives in its own module; this file only wires
 //! arguments to them.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::deliver::{DeliveryError, DeliverySetup};
 use crate::limits::Limits;
 use crate::process;
 
@@ -58,23 +60,47 @@ fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
     if let Some(max) = args.max_decompressed_bytes {
         limits.max_decompressed_bytes = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    let mut report = |message: String| eprintln!("tracehose: error: {message}");
-    let (summary, write_error) = process::run(&args.files, limits, &mut report);
-    // `tracehose process ... | head` closing the pipe is not a failure of ours, and needs no summary.
-    if write_error
-        .as_ref()
-        .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)
-    {
-        return ExitCode::SUCCESS;
-    }
-    if let Some(err) = &write_error {
-        eprintln!("tracehose: error: writing output: {err}");
-    }
-    // Nothing useful is left to do if stderr itself is gone.
-    let _ = process::print_summary(&mut io::stderr(), &summary);
-    if write_error.is_some() || summary.has_failures() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tracehose: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let setup = match DeliverySetup::from_env().await {
+            Ok(setup) => setup,
+            Err(err) => {
+                eprintln!("tracehose: configuration error: {err}");
+                return ExitCode::from(2);
+            }
+        };
+        let deadline = Instant::now() + setup.timeout;
+        let outcome = process::run(args.files, limits, &setup.destinations, &setup.client, deadline).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                eprintln!("tracehose: error: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // `tracehose process ... | head` closing the pipe is not a failure of ours, and needs no summary.
+        let broken_pipe = matches!(&outcome.stopped, Some(DeliveryError::AllFailed(e)) if e.kind() == ErrorKind::BrokenPipe);
+        if broken_pipe {
+            return ExitCode::SUCCESS;
+        }
+        if let Some(err) = &outcome.stopped {
+            eprintln!("tracehose: error: writing output: {err}");
+        }
+        // Nothing useful is left to do if stderr itself is gone.
+        if !setup.destinations.http.is_empty() {
+            let _ = writeln!(io::stderr(), "tracehose: delivery {}", outcome.ledger);
+        }
+        let _ = process::print_summary(&mut io::stderr(), &outcome.summary);
+        if outcome.stopped.is_some() || outcome.summary.has_failures() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
 }

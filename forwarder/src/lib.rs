@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod correlate;
+pub mod deliver;
 pub mod input;
 pub mod lambda;
 pub mod limits;

@@ -1,14 +1,16 @@
-//! `tracehose process`: files or stdin through the pipeline to NDJSON on stdout, a summary on stderr.
+//! `tracehose process`: files or stdin through the pipeline to the configured destinations (NDJSON on stdout
+//! when none is configured), a summary on stderr.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use thiserror::Error;
 
+use crate::deliver::{DeliveryError, Destinations, Ledger};
 use crate::input::{split_input, InputError, Unit};
 use crate::limits::Limits;
-use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
 use crate::summary::Summary;
@@ -34,46 +36,60 @@ pub fn read_capped(reader: impl Read, limit: usize) -> Result<Vec<u8>, ReadError
     Ok(bytes)
 }
 
-/// Runs every input (`-` is stdin) through one pipeline, so that state crosses files as it crosses
-/// deliveries of a warm Lambda. Errors are reported through `report` as they happen; the rest goes on.
-/// Returns the summary, with the write error to stdout that ended the run early, if one did (a closed pipe
-/// ends the run): the summary is worth printing either way.
-pub fn run(
-    inputs: &[PathBuf],
+/// What a `process` run came to.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub ledger: Ledger,
+    /// What stopped the run early, if anything did (every destination failed, a closed stdout).
+    pub stopped: Option<DeliveryError>,
+}
+
+/// Runs every input (`-` is stdin) through one pipeline into the configured destinations, so that state
+/// crosses files as it crosses deliveries of a warm Lambda. Errors are reported on stderr as they happen; the
+/// rest goes on. The summary counts every event, with the ledger's outcome folded in.
+pub async fn run(
+    inputs: Vec<PathBuf>,
     limits: Limits,
-    report: &mut dyn FnMut(String),
-) -> (Summary, Option<io::Error>) {
-    let stdout = io::stdout();
-    let mut sink = NdjsonSink::new(BufWriter::with_capacity(1 << 16, stdout.lock()));
-    let mut pipeline = Pipeline::new(limits);
-    let mut summary = Summary::default();
-    let mut flushed = summary;
-    let default_inputs = [PathBuf::from("-")];
+    destinations: &Destinations,
+    client: &reqwest::Client,
+    deadline: Instant,
+) -> io::Result<Outcome> {
     let inputs = if inputs.is_empty() {
-        &default_inputs[..]
+        vec![PathBuf::from("-")]
     } else {
         inputs
     };
-    for path in inputs {
-        let name = path.display().to_string();
-        let bytes = match read_input(path, limits.max_input_bytes) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                summary.failed_records += 1;
-                report(format!("{name}: {err}"));
-                continue;
+    let report_delivery = |message: String| eprintln!("tracehose: error: {message}");
+    let ((mut summary, stopped), ledger) = destinations
+        .deliver(client, deadline, report_delivery, move |sink| {
+            let mut report = |message: String| eprintln!("tracehose: error: {message}");
+            let mut pipeline = Pipeline::new(limits);
+            let mut summary = Summary::default();
+            for path in &inputs {
+                let name = path.display().to_string();
+                let bytes = match read_input(path, limits.max_input_bytes) {
+                    Ok(bytes) => bytes,
+                    Err(err) => {
+                        summary.failed_records += 1;
+                        report(format!("{name}: {err}"));
+                        continue;
+                    }
+                };
+                if let Err(err) = process_bytes(&bytes, &name, &mut pipeline, sink, &mut summary, &mut report)
+                {
+                    return (summary, Some(err));
+                }
             }
-        };
-        // Records count as delivered only once they left the buffer: after a write error, everything since
-        // the last successful flush is taken back as failed.
-        let written = process_bytes(&bytes, &name, &mut pipeline, &mut sink, &mut summary, report);
-        if let Err(err) = written.and_then(|()| sink.flush()) {
-            summary.undeliver_since(&flushed);
-            return (summary, Some(err));
-        }
-        flushed = summary;
-    }
-    (summary, None)
+            (summary, None)
+        })
+        .await?;
+    summary.apply_ledger(&ledger);
+    Ok(Outcome {
+        summary,
+        ledger,
+        stopped,
+    })
 }
 
 fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {

@@ -10,6 +10,8 @@ pub struct Summary {
     /// Log events received in decodable payloads, control messages included.
     pub events_in: u64,
     pub delivered: u64,
+    /// Events dropped by a filter the user configured (`TRACEHOSE_INCLUDE_PATTERN`...).
+    pub filtered: u64,
     pub control_messages: u64,
     /// Events of decodable payloads that could not be delivered (a destination failed): a retry may help.
     pub failed_events: u64,
@@ -57,6 +59,16 @@ impl Summary {
         self.no_trace = before.no_trace;
     }
 
+    /// Folds what the delivery stage did into the counts: events it filtered or could not deliver were
+    /// counted delivered when they left the pipeline.
+    pub fn apply_ledger(&mut self, ledger: &crate::deliver::Ledger) {
+        let failed = ledger.failed_lines();
+        let taken = (ledger.filtered + failed).min(self.delivered);
+        self.delivered -= taken;
+        self.filtered += ledger.filtered.min(taken);
+        self.failed_events += taken - ledger.filtered.min(taken);
+    }
+
     pub fn has_failures(&self) -> bool {
         self.failed_events > 0 || self.invalid_events > 0 || self.failed_records > 0
     }
@@ -66,10 +78,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "events_in={} delivered={} control_messages={} failed_events={} invalid_events={} failed_records={} \
+            "events_in={} delivered={} filtered={} control_messages={} failed_events={} invalid_events={} failed_records={} \
              truncated={} own_trace={} joined={} (marker={} invocation={} xray={}) no_trace={}",
             self.events_in,
             self.delivered,
+            self.filtered,
             self.control_messages,
             self.failed_events,
             self.invalid_events,

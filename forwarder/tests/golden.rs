@@ -67,7 +67,11 @@ fn samples_match_their_expected_output() {
         let (ndjson, stderr, summary) = run_case(&files);
         assert_eq!(
             summary.events_in,
-            summary.delivered + summary.control_messages + summary.failed_events + summary.invalid_events,
+            summary.delivered
+                + summary.filtered
+                + summary.control_messages
+                + summary.failed_events
+                + summary.invalid_events,
             "{case}: every event ends in exactly one outcome"
         );
         for (ext, actual) in [("ndjson", &ndjson), ("stderr", &stderr)] {

@@ -46,7 +46,11 @@ fn run_with(bytes: &[u8], limits: Limits) -> Run {
     assert_eq!(lines.len() as u64, summary.delivered);
     assert_eq!(
         summary.events_in,
-        summary.delivered + summary.control_messages + summary.failed_events + summary.invalid_events,
+        summary.delivered
+            + summary.filtered
+            + summary.control_messages
+            + summary.failed_events
+            + summary.invalid_events,
         "every event ends in exactly one outcome: {summary}"
     );
     Run {

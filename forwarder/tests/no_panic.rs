@@ -43,7 +43,11 @@ fn run(bytes: &[u8]) -> Summary {
     }
     assert_eq!(
         summary.events_in,
-        summary.delivered + summary.control_messages + summary.failed_events + summary.invalid_events
+        summary.delivered
+            + summary.filtered
+            + summary.control_messages
+            + summary.failed_events
+            + summary.invalid_events
     );
     summary
 }

@@ -14,6 +14,8 @@ use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseRespon
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use super::route::Forwarded;
+use crate::deliver::Ledger;
 use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
@@ -26,6 +28,57 @@ const MAX_RESPONSE_BYTES: usize = 6_000_000;
 const RESPONSE_FRAME_BYTES: usize = 16;
 /// `{"recordId":"","result":"ProcessingFailed","data":""},` around a record's id and data, rounded up.
 const RECORD_FRAME_BYTES: usize = 64;
+
+/// What a transformation does with the records (`TRACEHOSE_FIREHOSE_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirehoseMode {
+    /// Correlated NDJSON goes back to Firehose, which delivers it to its own destination.
+    #[default]
+    Transform,
+    /// Records are shipped to tracehose's destinations here; each is answered `Ok` with its original data
+    /// once every line of it was delivered (so Firehose's destination keeps an archive), `ProcessingFailed`
+    /// otherwise (Firehose retries, then backs it up to S3).
+    Forward,
+}
+
+impl FirehoseMode {
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        match lookup("TRACEHOSE_FIREHOSE_MODE").as_deref().map(str::trim) {
+            None | Some("") | Some("transform") => Ok(Self::Transform),
+            Some("forward") => Ok(Self::Forward),
+            Some(other) => Err(format!(
+                "TRACEHOSE_FIREHOSE_MODE={other:?} is not valid: expected transform or forward"
+            )),
+        }
+    }
+}
+
+/// Answers a transformation shipped in `forward` mode, from what the ledger says of each record.
+pub(super) fn answer_forwarded(records: &[Forwarded], ledger: &Ledger) -> KinesisFirehoseResponse {
+    let frames: usize = records
+        .iter()
+        .map(|r| RECORD_FRAME_BYTES + r.record_id.as_deref().map_or(0, json_len))
+        .sum();
+    let mut budget = MAX_RESPONSE_BYTES.saturating_sub(RESPONSE_FRAME_BYTES + frames);
+    let mut response = KinesisFirehoseResponse::default();
+    response.records = records
+        .iter()
+        .map(|r| {
+            let delivered = r.readable && ledger.unit_complete(r.unit);
+            if delivered && r.only_control {
+                return response_record(r.record_id.clone(), DROPPED, Vec::new());
+            }
+            if delivered && r.original.len() <= budget {
+                let data = crate::input::decode::base64_decode(&r.original).unwrap_or_default();
+                budget -= base64_len(data.len());
+                return response_record(r.record_id.clone(), OK, data);
+            }
+            // Not delivered, or (never in practice: the answer echoes what came in) no room to echo it.
+            response_record(r.record_id.clone(), FAILED, Vec::new())
+        })
+        .collect();
+    response
+}
 
 const OK: &str = "Ok";
 const DROPPED: &str = "Dropped";

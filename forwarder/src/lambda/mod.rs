@@ -1,17 +1,20 @@
 //! The Lambda face of `tracehose`: started with no arguments inside Lambda, it serves every event shape it
 //! can route, keeping one pipeline (and so the correlation state) warm across invocations.
 //!
-//! What the source is told follows DESIGN.md's failure table: a direct subscription gets an error (so Lambda
-//! retries, then uses the failure destination) only when decodable events could not be delivered, while
-//! records that can never be decoded are counted and reported; a Firehose transformation gets a result per
-//! record ([`firehose`]); a `CreateLogGroup` event subscribes the new log group (`crate::subscribe`).
+//! What the source is told follows DESIGN.md's failure table, from the delivery ledger: a direct subscription
+//! gets an error (so Lambda retries, then uses the failure destination) only when lines failed for a reason
+//! that may pass, while what can never be delivered is counted and reported; a Firehose transformation gets a
+//! result per record ([`firehose`]), in `transform` or `forward` mode; a `CreateLogGroup` event subscribes
+//! the new log group (`crate::subscribe`).
 
 mod firehose;
+mod route;
 
 use std::env;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
@@ -19,12 +22,12 @@ use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::input::{Input, InputError, Shape, Unit};
+use self::firehose::FirehoseMode;
+use self::route::Routed;
+use crate::deliver::DeliverySetup;
 use crate::limits::Limits;
-use crate::output::ndjson::NdjsonSink;
-use crate::output::Sink;
 use crate::pipeline::Pipeline;
-use crate::process::{print_summary, process_item};
+use crate::process::print_summary;
 use crate::subscribe::{self, Subscriber};
 use crate::summary::Summary;
 
@@ -34,8 +37,10 @@ pub enum HandlerError {
         "{failed} log events could not be delivered; returning an error so that Lambda retries the batch"
     )]
     Undelivered { failed: u64 },
-    #[error("writing records to stdout failed: {0}")]
-    Stdout(#[from] io::Error),
+    #[error("delivery stopped: {0}")]
+    Delivery(#[from] crate::deliver::DeliveryError),
+    #[error("the delivery stage failed: {0}")]
+    Stage(#[from] io::Error),
     #[error("invalid CreateLogGroup event: {0}")]
     Event(#[from] subscribe::EventError),
     #[error("subscribing log group {log_group} failed: {detail}")]
@@ -46,7 +51,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(err: HandlerError) -> Self {
         let error_type = match &err {
             HandlerError::Undelivered { .. } => "tracehose.Undelivered",
-            HandlerError::Stdout(_) => "tracehose.Output",
+            HandlerError::Delivery(_) | HandlerError::Stage(_) => "tracehose.Delivery",
             HandlerError::Event(_) => "tracehose.InvalidEvent",
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
         };
@@ -60,70 +65,114 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// The state a warm forwarder keeps between invocations.
 #[derive(Debug)]
 pub struct Handler {
-    pipeline: Pipeline,
+    /// Out only while an invocation runs it on the pipeline's thread.
+    pipeline: Option<Pipeline>,
+    limits: Limits,
+    default_region: Option<String>,
     subscriber: Option<Subscriber>,
+    delivery: DeliverySetup,
+    firehose_mode: FirehoseMode,
+}
+
+/// Time kept back from the invocation's deadline to answer after delivery gave up: a late answer is a
+/// timeout, which Lambda retries whole.
+fn margin(left: Duration) -> Duration {
+    (left / 10).clamp(Duration::from_millis(200), Duration::from_secs(5))
 }
 
 impl Handler {
-    pub fn new(pipeline: Pipeline, subscriber: Option<Subscriber>) -> Self {
-        Self { pipeline, subscriber }
+    pub fn new(
+        limits: Limits,
+        default_region: Option<String>,
+        subscriber: Option<Subscriber>,
+        delivery: DeliverySetup,
+        firehose_mode: FirehoseMode,
+    ) -> Self {
+        Self {
+            pipeline: Some(Pipeline::new(limits).with_default_region(default_region.clone())),
+            limits,
+            default_region,
+            subscriber,
+            delivery,
+            firehose_mode,
+        }
     }
 
-    /// Handles one invocation's raw event and returns the response Lambda passes back to the caller.
-    /// The event is split once, by the same detection `process` uses, and routed on the shapes found.
-    pub async fn handle(&mut self, raw: &str) -> Result<Value, HandlerError> {
-        let limits = *self.pipeline.limits();
-        let mut input = Input::open(raw.as_bytes(), &limits);
-        let inflate_error = input.error.take();
-        let mut items = Vec::new();
-        input.units(|item| items.push(item));
-        items.extend(inflate_error.map(Err));
-        let is = |shape| {
-            items
-                .iter()
-                .any(|item| matches!(item, Ok(unit) if unit.shape == shape))
-        };
-        if is(Shape::FirehoseTransformation) {
-            let response = firehose::transform(&mut self.pipeline, items);
-            return Ok(serde_json::to_value(response).unwrap_or(Value::Null));
-        }
-        let unrecognised = !items.is_empty()
-            && items
-                .iter()
-                .all(|item| matches!(item, Err(InputError::Unrecognised { .. })));
-        if unrecognised {
-            if let Some(response) = self.route_event_bridge(raw).await? {
-                return Ok(response);
+    /// Handles one invocation's raw event and returns the response Lambda passes back to the caller, with
+    /// `left` until the invocation's deadline.
+    pub async fn handle(&mut self, raw: String, left: Duration) -> Result<Value, HandlerError> {
+        let deadline = Instant::now() + left.saturating_sub(margin(left));
+        let mut pipeline = self.pipeline.take().unwrap_or_else(|| {
+            // A panic on the pipeline's thread lost the warm state: start again rather than fail forever.
+            Pipeline::new(self.limits).with_default_region(self.default_region.clone())
+        });
+        let mode = self.firehose_mode;
+        let report = |message: String| eprintln!("tracehose: error: {message}");
+        let event = Arc::<str>::from(raw);
+        let for_pipeline = Arc::clone(&event);
+        let delivered = self
+            .delivery
+            .destinations
+            .deliver(&self.delivery.client, deadline, report, move |sink| {
+                let routed = route::route(&mut pipeline, &for_pipeline, mode, sink);
+                (pipeline, routed)
+            })
+            .await?;
+        let ((pipeline, routed), ledger) = delivered;
+        self.pipeline = Some(pipeline);
+        self.report_ledger(&ledger);
+        match routed {
+            Routed::Transformed(response) => Ok(serde_json::to_value(response).unwrap_or(Value::Null)),
+            Routed::Forwarded { records, mut summary } => {
+                summary.apply_ledger(&ledger);
+                report_summary(&summary);
+                let response = firehose::answer_forwarded(&records, &ledger);
+                Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+            }
+            Routed::Shipped { mut summary, stopped } => {
+                summary.apply_ledger(&ledger);
+                report_summary(&summary);
+                if let Some(err) = stopped {
+                    return Err(HandlerError::Delivery(err));
+                }
+                // Only lines that failed for a reason that may pass are worth a retry of the whole batch.
+                if ledger.retryable_lines() > 0 {
+                    return Err(HandlerError::Undelivered {
+                        failed: ledger.retryable_lines(),
+                    });
+                }
+                Ok(json!({ "summary": summary_json(&summary) }))
+            }
+            Routed::Unrecognised => {
+                if let Some(response) = self.route_event_bridge(&event).await? {
+                    return Ok(response);
+                }
+                let mut summary = Summary::default();
+                summary.failed_records += 1;
+                eprintln!(
+                    "tracehose: error: event: not a recognised input: expected one of awslogs, records, logEvents or rawData, or a CloudTrail CreateLogGroup event"
+                );
+                report_summary(&summary);
+                Ok(json!({ "summary": summary_json(&summary) }))
             }
         }
-        self.forward(items)
     }
 
-    /// Any shape but a transformation: records to stdout NDJSON (the embedded default destination).
-    fn forward(&mut self, items: Vec<Result<Unit<'_>, InputError>>) -> Result<Value, HandlerError> {
-        let stdout = io::stdout();
-        let mut sink = NdjsonSink::new(io::BufWriter::new(stdout.lock()));
-        let mut summary = Summary::default();
-        let mut report = |message: String| eprintln!("tracehose: error: {message}");
-        for item in items {
-            process_item(
-                item,
-                "event",
-                &mut self.pipeline,
-                &mut sink,
-                &mut summary,
-                &mut report,
-            )?;
+    /// The ledger's human line on stderr and its metrics, in Embedded Metric Format, on stdout (where
+    /// Lambda's own log group turns them into CloudWatch metrics), when anything was shipped over HTTP.
+    fn report_ledger(&self, ledger: &crate::deliver::Ledger) {
+        if self.delivery.destinations.http.is_empty() || ledger.lines == 0 && ledger.filtered == 0 {
+            return;
         }
-        sink.flush()?;
-        drop(sink);
-        report_summary(&summary);
-        if summary.failed_events > 0 {
-            return Err(HandlerError::Undelivered {
-                failed: summary.failed_events,
-            });
+        eprintln!("tracehose: delivery {ledger}");
+        if self.delivery.emf {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let mut stdout = io::stdout().lock();
+            let _ = writeln!(stdout, "{}", ledger.emf_line(now_ms));
+            let _ = stdout.flush();
         }
-        Ok(json!({ "summary": summary_json(&summary) }))
     }
 
     /// A CloudTrail `CreateLogGroup` event: subscribe the new group. `None` when the event is some other
@@ -189,14 +238,46 @@ pub fn main() -> ExitCode {
 /// Configuration is read and validated once, at cold start: a bad variable fails the init with its name.
 async fn run() -> Result<(), lambda_runtime::Error> {
     let limits = Limits::from_env()?;
-    let pipeline = Pipeline::new(limits).with_default_region(env::var("AWS_REGION").ok());
     let subscriber = Subscriber::from_env().await?;
-    let handler = Arc::new(Mutex::new(Handler::new(pipeline, subscriber)));
+    let delivery = DeliverySetup::from_env().await?;
+    let firehose_mode = FirehoseMode::from_lookup(&|name| env::var(name).ok())?;
+    eprintln!(
+        "tracehose: destinations: {}; Firehose transformations: {:?}",
+        delivery.destinations.names().join(", "),
+        firehose_mode
+    );
+    let handler = Handler::new(
+        limits,
+        env::var("AWS_REGION").ok(),
+        subscriber,
+        delivery,
+        firehose_mode,
+    );
+    let handler = Arc::new(Mutex::new(handler));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let handler = Arc::clone(&handler);
-        async move { handler.lock().await.handle(event.payload.get()).await }
+        let left = time_left(event.context.deadline);
+        async move {
+            handler
+                .lock()
+                .await
+                .handle(event.payload.get().to_owned(), left)
+                .await
+        }
     }))
     .await
+}
+
+/// Time until the invocation's deadline (epoch milliseconds); a deadline already past (emulators send such
+/// values) is taken as the longest invocation Lambda allows.
+fn time_left(deadline_ms: u64) -> Duration {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    match deadline_ms.checked_sub(now_ms) {
+        Some(left) if left > 0 => Duration::from_millis(left),
+        _ => Duration::from_secs(15 * 60),
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,18 @@ fn sample(path: &str) -> String {
     std::fs::read_to_string(root.join(path)).unwrap()
 }
 
+/// Long enough for any test; the deadline logic has its own tests.
+const LEFT: Duration = Duration::from_secs(60);
+
 fn handler() -> Handler {
-    Handler::new(
-        Pipeline::new(Limits::default()).with_default_region(Some("eu-west-1".into())),
-        None,
-    )
+    handler_with(&[])
+}
+
+fn handler_with(vars: &[(&str, &str)]) -> Handler {
+    let settings = crate::deliver::Settings::from_pairs(vars.iter().copied());
+    let delivery = DeliverySetup::from_settings(&settings).unwrap();
+    let mode = FirehoseMode::from_lookup(&|name| settings.get(name)).unwrap();
+    Handler::new(Limits::default(), Some("eu-west-1".into()), None, delivery, mode)
 }
 
 fn records(response: &Value) -> Vec<(String, String, Vec<u8>)> {
@@ -44,7 +51,7 @@ fn gunzip(data: &[u8]) -> String {
 #[tokio::test]
 async fn transformation_answers_every_record_once() {
     let event = sample("samples/events/firehose-transformation-streams.json");
-    let response = handler().handle(&event).await.unwrap();
+    let response = handler().handle(event.clone(), LEFT).await.unwrap();
     let records = records(&response);
     let parsed: Value = serde_json::from_str(&event).unwrap();
     let sent: Vec<&str> = parsed["records"]
@@ -72,7 +79,7 @@ async fn transformation_answers_every_record_once() {
 #[tokio::test]
 async fn hostile_records_fail_alone() {
     let event = sample("samples/broken/firehose-batch-hostile.json");
-    let response = handler().handle(&event).await.unwrap();
+    let response = handler().handle(event.clone(), LEFT).await.unwrap();
     let results: Vec<String> = records(&response).into_iter().map(|r| r.1).collect();
     assert_eq!(
         results,
@@ -86,14 +93,14 @@ async fn hostile_records_fail_alone() {
 #[tokio::test]
 async fn warm_state_joins_an_invocation_split_across_invocations() {
     let mut warm = handler();
-    warm.handle(&sample("samples/events/split-delivery.1.json"))
+    warm.handle(sample("samples/events/split-delivery.1.json"), LEFT)
         .await
         .unwrap();
     // The second delivery's lines carry no request id: only state from the first invocation joins them.
     let second = sample("samples/events/split-delivery.2.json");
-    let response = warm.handle(&second).await.unwrap();
+    let response = warm.handle(second.clone(), LEFT).await.unwrap();
     assert_eq!(response["summary"]["joined"], 4, "{response}");
-    let cold = handler().handle(&second).await.unwrap();
+    let cold = handler().handle(second.clone(), LEFT).await.unwrap();
     assert_eq!(
         cold["summary"]["joined"], 0,
         "a forwarder without the first delivery knows no trace for it"
@@ -103,7 +110,7 @@ async fn warm_state_joins_an_invocation_split_across_invocations() {
 #[tokio::test]
 async fn undecodable_direct_events_are_reported_not_retried() {
     let response = handler()
-        .handle(&sample("samples/broken/direct-bad-base64.json"))
+        .handle(sample("samples/broken/direct-bad-base64.json"), LEFT)
         .await
         .unwrap();
     assert_eq!(response["summary"]["failed_records"], 1);
@@ -112,7 +119,7 @@ async fn undecodable_direct_events_are_reported_not_retried() {
 #[tokio::test]
 async fn create_log_group_without_subscription_settings_is_ignored_loudly() {
     let event = r#"{"version":"0","id":"1","detail-type":"AWS API Call via CloudTrail","source":"aws.logs","detail":{"eventSource":"logs.amazonaws.com","eventName":"CreateLogGroup","requestParameters":{"logGroupName":"/aws/lambda/new"}}}"#;
-    let response = handler().handle(event).await.unwrap();
+    let response = handler().handle(event.to_owned(), LEFT).await.unwrap();
     assert!(response.get("ignored").is_some(), "{response}");
 }
 
@@ -145,7 +152,7 @@ async fn a_malformed_record_is_answered_alone_by_its_id() {
         json!({"recordId": "c", "data": 5}),
         json!({"recordId": "d", "data": good}),
     ]);
-    let response = handler().handle(&event).await.unwrap();
+    let response = handler().handle(event.clone(), LEFT).await.unwrap();
     let answered: Vec<(String, String)> = records(&response).into_iter().map(|r| (r.0, r.1)).collect();
     let want = [
         ("a", "Ok"),
@@ -166,7 +173,7 @@ async fn a_record_with_an_unreadable_event_fails_whole() {
     let event = transformation(vec![
         json!({"recordId": "a", "data": gz_b64(payload.to_string().as_bytes())}),
     ]);
-    let response = handler().handle(&event).await.unwrap();
+    let response = handler().handle(event.clone(), LEFT).await.unwrap();
     assert_eq!(records(&response)[0].1, "ProcessingFailed");
 }
 
@@ -187,7 +194,7 @@ async fn every_byte_of_the_response_counts_against_the_cap() {
     }
     let event = transformation(batch);
     assert!(event.len() > 5_800_000, "{}", event.len());
-    let response = handler().handle(&event).await.unwrap();
+    let response = handler().handle(event.clone(), LEFT).await.unwrap();
     let body = serde_json::to_string(&response).unwrap();
     assert!(body.len() <= 6_000_000, "response of {} bytes", body.len());
     assert_eq!(records(&response).len(), 62, "every record is answered");

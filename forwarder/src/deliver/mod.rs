@@ -1,0 +1,26 @@
+//! Delivery: the async stage after correlation (DESIGN.md, Delivery). Records are filtered and scrubbed
+//! ([`filter`]), encoded per destination ([`encode`]) into batches cut by that destination's limits
+//! ([`batch`]), sent with bounded concurrency and retries within the caller's deadline ([`sender`], over
+//! `export`'s HTTP, compression and retry code shared with the extension), and every line ends in the
+//! [`Ledger`], which each face turns into what its source needs.
+//!
+//! The pipeline is synchronous and CPU-bound; it runs on a blocking thread and writes into a
+//! [`DeliverySink`], which hands sealed batches to the sender over a bounded channel. When the sender is
+//! behind, the pipeline waits: memory is bounded by the batch limits and the batches in flight.
+
+mod batch;
+pub mod config;
+pub mod encode;
+mod filter;
+mod ledger;
+pub mod secrets;
+mod sender;
+mod sink;
+mod stage;
+
+pub use self::config::{ConfigError, DeliverySetup, Destinations, SetupError};
+pub use self::filter::{Filter, FilterError};
+pub use self::ledger::{DestinationLedger, Ledger, LineSet};
+pub use self::secrets::{SecretError, Settings};
+pub use self::sender::{HttpDestination, SendOptions};
+pub use self::sink::{DeliveryError, DeliverySink, LocalDestination};

@@ -1,0 +1,230 @@
+//! The sending side of the delivery stage: takes sealed batches off the channel and POSTs them with bounded
+//! concurrency per destination, through `export`'s retry (exponential backoff with jitter, `Retry-After`,
+//! within the caller's deadline). A batch refused with 413 is split in halves and each half sent again; a
+//! backend's partial success counts the lines it refused. Every line ends delivered, failed or rejected in
+//! the ledger.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tracehose_export::{compress, send_for_response, Destination, ExportError, RetryPolicy};
+
+use super::batch::Sealed;
+use super::encode::Encoder;
+use super::ledger::{DestinationLedger, Ledger, LineSet};
+use super::sink::{Message, SinkReport};
+
+/// One HTTP destination: how to encode and where to send.
+#[derive(Debug, Clone)]
+pub struct HttpDestination {
+    pub encoder: Arc<dyn Encoder>,
+    pub destination: Destination,
+}
+
+/// How the sender behaves, the same for every destination.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// Requests in flight per destination.
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    /// No request starts, and no retry waits, past this instant.
+    pub deadline: Instant,
+}
+
+/// What one batch's requests came to, for one destination.
+#[derive(Debug, Default)]
+struct BatchOutcome {
+    lane: usize,
+    delivered: u64,
+    retried: u64,
+    requests: u64,
+    truncated: u64,
+    failed: LineSet,
+    rejected: LineSet,
+    errors: Vec<String>,
+}
+
+/// Runs until the producing side finishes (or goes away) and every request has ended; returns the ledger.
+/// `report` hears one line per distinct failure reason, never a secret (URLs and headers are not in them).
+pub(super) async fn run(
+    mut rx: mpsc::Receiver<Message>,
+    destinations: Arc<[HttpDestination]>,
+    client: reqwest::Client,
+    options: SendOptions,
+    report: impl Fn(String),
+) -> Ledger {
+    let permits: Vec<Arc<Semaphore>> = destinations
+        .iter()
+        .map(|_| Arc::new(Semaphore::new(options.max_in_flight.max(1))))
+        .collect();
+    let mut in_flight = JoinSet::new();
+    let mut outcomes = Vec::new();
+    let mut sink_report = None;
+    while let Some(message) = rx.recv().await {
+        let sealed = match message {
+            Message::Batch(sealed) => sealed,
+            Message::Report(r) => {
+                sink_report = Some(r);
+                continue;
+            }
+        };
+        while let Some(done) = in_flight.try_join_next() {
+            outcomes.extend(done.ok());
+        }
+        // Waiting for a permit stops reading the channel, which stops the producer: the backpressure.
+        let Ok(permit) = Arc::clone(&permits[sealed.lane]).acquire_owned().await else {
+            continue;
+        };
+        let target = destinations[sealed.lane].clone();
+        let (client, options) = (client.clone(), options.clone());
+        in_flight.spawn(async move {
+            let outcome = send_batch(&client, &target, sealed, &options).await;
+            drop(permit);
+            outcome
+        });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        outcomes.extend(done.ok());
+    }
+    let mut seen_errors = std::collections::BTreeSet::new();
+    for outcome in &outcomes {
+        for error in &outcome.errors {
+            if seen_errors.insert(error.clone()) {
+                report(error.clone());
+            }
+        }
+    }
+    ledger(&destinations, sink_report.unwrap_or_default(), outcomes)
+}
+
+fn ledger(destinations: &[HttpDestination], report: SinkReport, outcomes: Vec<BatchOutcome>) -> Ledger {
+    let mut ledger = Ledger {
+        lines: report.lines,
+        filtered: report.filtered,
+        unit_starts: report.unit_starts,
+        ..Ledger::default()
+    };
+    let mut accounted = vec![LineSet::default(); destinations.len()];
+    ledger.destinations = destinations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DestinationLedger {
+            name: d.encoder.name(),
+            received: report.offered.get(i).copied().unwrap_or(0),
+            ..DestinationLedger::default()
+        })
+        .collect();
+    for outcome in outcomes {
+        let d = &mut ledger.destinations[outcome.lane];
+        d.delivered += outcome.delivered;
+        d.retried += outcome.retried;
+        d.requests += outcome.requests;
+        d.truncated += outcome.truncated;
+        d.failed += outcome.failed.len();
+        d.rejected += outcome.rejected.len();
+        ledger.failed.union(&outcome.failed);
+        ledger.rejected.union(&outcome.rejected);
+    }
+    for (i, too_large) in report.too_large.iter().enumerate() {
+        ledger.destinations[i].rejected += too_large.len();
+        ledger.rejected.union(too_large);
+        accounted[i].union(too_large);
+    }
+    // Lines a destination was offered but never heard of again (the producer stopped before sealing, or a
+    // sending task died) are failures too: nothing vanishes from the counts.
+    for d in &mut ledger.destinations {
+        let ended = d.delivered + d.failed + d.rejected;
+        if d.received > ended {
+            d.failed += d.received - ended;
+        }
+    }
+    for (local, failed) in report.local {
+        ledger.failed.union(&failed);
+        ledger.destinations.push(local);
+    }
+    ledger
+}
+
+async fn send_batch(
+    client: &reqwest::Client,
+    target: &HttpDestination,
+    sealed: Sealed,
+    options: &SendOptions,
+) -> BatchOutcome {
+    let mut outcome = BatchOutcome {
+        lane: sealed.lane,
+        truncated: sealed.truncated,
+        ..BatchOutcome::default()
+    };
+    let encoder = &target.encoder;
+    let line_of = |i: usize| sealed.lines.start + i as u64;
+    let whole: Range<usize> = 0..sealed.entries.len();
+    let mut pending = vec![whole];
+    while let Some(range) = pending.pop() {
+        let lines = line_of(range.start)..line_of(range.end);
+        let body = encoder.body(&sealed.entries, range.clone());
+        let payload = match compress(body, target.destination.compression, encoder.content_type()) {
+            Ok(payload) => payload,
+            Err(err) => {
+                outcome.errors.push(format!("{}: {err}", encoder.name()));
+                outcome.failed.insert(lines);
+                continue;
+            }
+        };
+        let result = send_for_response(
+            client,
+            &target.destination,
+            &payload,
+            options.deadline,
+            &options.retry,
+        )
+        .await;
+        let halves = || {
+            let mid = range.start + range.len() / 2;
+            [mid..range.end, range.start..mid]
+        };
+        match result {
+            Ok(delivered) => {
+                outcome.requests += u64::from(delivered.attempts);
+                let refused = encoder.refused(delivered.status, &delivered.body, range.len());
+                let refused_count = refused.count.min(range.len());
+                if let Some(message) = refused.message.filter(|_| refused_count > 0) {
+                    outcome.errors.push(format!(
+                        "{}: the backend accepted only part of a request: {message}",
+                        encoder.name()
+                    ));
+                }
+                // Which lines a partial success refused is not said: the last ones are counted, so that
+                // every line is counted exactly once.
+                let refused_from = lines.end - refused_count as u64;
+                outcome.rejected.insert(refused_from..lines.end);
+                outcome.delivered += (range.len() - refused_count) as u64;
+                if delivered.attempts > 1 {
+                    outcome.retried += range.len() as u64;
+                }
+            }
+            // Too large: split and try the halves, until a single entry is refused on its own.
+            Err(ExportError::Rejected { status: 413, .. }) | Err(ExportError::TooLarge { .. })
+                if range.len() > 1 =>
+            {
+                outcome.requests += 1;
+                pending.extend(halves());
+            }
+            Err(err @ (ExportError::Rejected { .. } | ExportError::TooLarge { .. })) => {
+                outcome.requests += 1;
+                outcome.errors.push(err.to_string());
+                outcome.rejected.insert(lines);
+            }
+            Err(err @ ExportError::Unavailable { attempts, .. }) => {
+                outcome.requests += u64::from(attempts);
+                outcome.retried += if attempts > 1 { range.len() as u64 } else { 0 };
+                outcome.errors.push(err.to_string());
+                outcome.failed.insert(lines);
+            }
+        }
+    }
+    outcome
+}

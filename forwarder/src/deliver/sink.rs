@@ -1,0 +1,236 @@
+//! The producing side of the delivery stage: a [`Sink`] the pipeline writes records into, on its own thread.
+//! Each record is filtered and scrubbed once, then encoded into every HTTP destination's open batch and
+//! written to the local NDJSON destinations (stdout, a file). Sealed batches go to the sender over a bounded
+//! channel: when the sender is behind, the pipeline waits, so memory is bounded by the batch limits and the
+//! number of batches in flight, never by the input's size.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use super::batch::{Batcher, Sealed};
+use super::filter::Filter;
+use super::ledger::{DestinationLedger, LineSet};
+use crate::output::ndjson::NdjsonSink;
+use crate::output::Sink;
+use crate::record::LogRecord;
+
+/// What travels from the pipeline's thread to the sender.
+#[derive(Debug)]
+pub(super) enum Message {
+    Batch(Sealed),
+    /// The producing side's own counts, sent once when it finishes.
+    Report(SinkReport),
+}
+
+/// Counts only the producing side knows.
+#[derive(Debug, Default)]
+pub(super) struct SinkReport {
+    pub lines: u64,
+    pub filtered: u64,
+    pub unit_starts: Vec<u64>,
+    /// Per HTTP destination: lines offered, and lines too large to send even alone.
+    pub offered: Vec<u64>,
+    pub too_large: Vec<LineSet>,
+    /// The local destinations, complete.
+    pub local: Vec<(DestinationLedger, LineSet)>,
+}
+
+#[derive(Debug, Error)]
+pub enum DeliveryError {
+    #[error("the delivery stage stopped before every batch was handed over")]
+    SenderGone,
+    #[error("every destination failed; the last: {0}")]
+    AllFailed(io::Error),
+}
+
+/// A local NDJSON destination (stdout or a file). A write error ends it: its later lines count as failed.
+pub struct LocalDestination {
+    pub name: &'static str,
+    sink: NdjsonSink<BufWriter<Box<dyn Write + Send>>>,
+    ledger: DestinationLedger,
+    failed: LineSet,
+    /// The first line not yet known to be written out.
+    unflushed_from: u64,
+    error: Option<io::Error>,
+}
+
+impl std::fmt::Debug for LocalDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDestination")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl LocalDestination {
+    pub fn new(name: &'static str, out: Box<dyn Write + Send>) -> Self {
+        Self {
+            name,
+            sink: NdjsonSink::new(BufWriter::with_capacity(1 << 16, out)),
+            ledger: DestinationLedger {
+                name,
+                ..DestinationLedger::default()
+            },
+            failed: LineSet::default(),
+            unflushed_from: 0,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, record: LogRecord, line: u64) {
+        self.ledger.received += 1;
+        if self.error.is_none() {
+            if let Err(err) = self.sink.write(record) {
+                self.fail(err, line + 1);
+            }
+        } else {
+            self.failed.insert(line..line + 1);
+        }
+    }
+
+    /// Makes everything written so far durable; `next_line` is the first line not yet written.
+    fn flush(&mut self, next_line: u64) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.sink.flush() {
+            Ok(()) => self.unflushed_from = next_line,
+            Err(err) => self.fail(err, next_line),
+        }
+    }
+
+    /// Lines since the last successful flush may or may not have been written: they count as failed.
+    fn fail(&mut self, err: io::Error, next_line: u64) {
+        self.failed.insert(self.unflushed_from..next_line);
+        self.error = Some(err);
+    }
+
+    fn finish(mut self, lines: u64) -> (DestinationLedger, LineSet) {
+        self.flush(lines);
+        self.ledger.failed = self.failed.len();
+        self.ledger.delivered = self.ledger.received - self.ledger.failed;
+        (self.ledger, self.failed)
+    }
+}
+
+/// The sink the pipeline writes into. Call [`finish`](Self::finish) when done; dropping it unfinished loses
+/// the producing side's counts, and the sender reports every line it did not see as failed.
+#[derive(Debug)]
+pub struct DeliverySink {
+    filter: Arc<Filter>,
+    batchers: Vec<Batcher>,
+    local: Vec<LocalDestination>,
+    tx: mpsc::Sender<Message>,
+    report: SinkReport,
+}
+
+impl DeliverySink {
+    pub(super) fn new(
+        filter: Arc<Filter>,
+        batchers: Vec<Batcher>,
+        local: Vec<LocalDestination>,
+        tx: mpsc::Sender<Message>,
+    ) -> Self {
+        let report = SinkReport {
+            offered: vec![0; batchers.len()],
+            too_large: vec![LineSet::default(); batchers.len()],
+            ..SinkReport::default()
+        };
+        Self {
+            filter,
+            batchers,
+            local,
+            tx,
+            report,
+        }
+    }
+
+    /// Marks where the next unit (a Firehose record, an HTTP endpoint request...) starts, so that the
+    /// ledger can say whether each unit was delivered whole. Local destinations are flushed here, so that
+    /// what they count as written is written.
+    pub fn begin_unit(&mut self) {
+        let line = self.report.lines;
+        for local in &mut self.local {
+            local.flush(line);
+        }
+        self.report.unit_starts.push(line);
+    }
+
+    /// Seals every open batch, hands the producing side's counts over, and closes the channel.
+    pub fn finish(mut self) -> Result<(), DeliveryError> {
+        let lines = self.report.lines;
+        for i in 0..self.batchers.len() {
+            if let Some(sealed) = self.batchers[i].seal() {
+                self.send(Message::Batch(sealed))?;
+            }
+        }
+        self.report.local = std::mem::take(&mut self.local)
+            .into_iter()
+            .map(|local| local.finish(lines))
+            .collect();
+        let report = std::mem::take(&mut self.report);
+        self.send(Message::Report(report))
+    }
+
+    fn send(&self, message: Message) -> Result<(), DeliveryError> {
+        self.tx
+            .blocking_send(message)
+            .map_err(|_| DeliveryError::SenderGone)
+    }
+
+    fn all_local_failed(&self) -> bool {
+        self.batchers.is_empty() && !self.local.is_empty() && self.local.iter().all(|l| l.error.is_some())
+    }
+}
+
+impl Sink for DeliverySink {
+    type Error = DeliveryError;
+
+    fn write(&mut self, mut record: LogRecord) -> Result<(), DeliveryError> {
+        if !self.filter.keeps(&record.message) {
+            self.report.filtered += 1;
+            return Ok(());
+        }
+        if let std::borrow::Cow::Owned(scrubbed) = self.filter.scrub(&record.message) {
+            record.message = scrubbed;
+        }
+        let line = self.report.lines;
+        self.report.lines += 1;
+        for i in 0..self.batchers.len() {
+            self.report.offered[i] += 1;
+            let added = self.batchers[i].add(&record, line);
+            if added.too_large {
+                self.report.too_large[i].insert(line..line + 1);
+            }
+            if let Some(sealed) = added.sealed {
+                self.send(Message::Batch(sealed))?;
+            }
+        }
+        if let Some((last, others)) = self.local.split_last_mut() {
+            for local in others {
+                local.write(record.clone(), line);
+            }
+            last.write(record, line);
+        }
+        if self.all_local_failed() {
+            let err = self.local.iter_mut().rev().find_map(|l| l.error.take());
+            return Err(DeliveryError::AllFailed(
+                err.unwrap_or_else(|| io::Error::other("write failed")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Batches are sent as they fill; local destinations are flushed. Delivery itself is confirmed only by
+    /// the ledger the stage returns.
+    fn flush(&mut self) -> Result<(), DeliveryError> {
+        let line = self.report.lines;
+        for local in &mut self.local {
+            local.flush(line);
+        }
+        Ok(())
+    }
+}

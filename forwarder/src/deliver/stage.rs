@@ -1,0 +1,76 @@
+//! Running the stage for one call: the pipeline on a blocking thread, the sender on the caller's task.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::batch::Batcher;
+use super::sender;
+use super::{DeliverySink, Destinations, Ledger, LocalDestination, SendOptions};
+
+/// Sealed batches waiting for the sender, per destination: with the requests in flight, what the stage
+/// may hold.
+const QUEUED_PER_DESTINATION: usize = 2;
+
+impl Destinations {
+    /// Runs `produce` (the pipeline, writing into the sink) on a blocking thread while the sender delivers
+    /// what it produces; returns what `produce` returned and the ledger once every request has ended or
+    /// `deadline` has passed. `report` hears each distinct delivery error once.
+    pub async fn deliver<R: Send + 'static>(
+        &self,
+        client: &reqwest::Client,
+        deadline: Instant,
+        report: impl Fn(String),
+        produce: impl FnOnce(&mut DeliverySink) -> R + Send + 'static,
+    ) -> io::Result<(R, Ledger)> {
+        let lanes = self.http.len().max(1);
+        let (tx, rx) = mpsc::channel(lanes * QUEUED_PER_DESTINATION);
+        let batchers = self
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Batcher::new(i, Arc::clone(&d.encoder), self.batch_max_bytes))
+            .collect();
+        let mut sink = DeliverySink::new(Arc::clone(&self.filter), batchers, self.local()?, tx);
+        let producer = tokio::task::spawn_blocking(move || {
+            let produced = produce(&mut sink);
+            // A failure here means the sender is gone; its ledger says what became of the lines.
+            let _ = sink.finish();
+            produced
+        });
+        let options = SendOptions {
+            max_in_flight: self.max_in_flight,
+            retry: self.retry,
+            deadline,
+        };
+        let sending = sender::run(rx, self.http.clone().into(), client.clone(), options, report);
+        let (ledger, produced) = tokio::join!(sending, producer);
+        let produced =
+            produced.map_err(|err| io::Error::other(format!("the pipeline thread failed: {err}")))?;
+        Ok((produced, ledger))
+    }
+
+    fn local(&self) -> io::Result<Vec<LocalDestination>> {
+        let mut local = Vec::new();
+        if self.stdout {
+            local.push(LocalDestination::new("stdout", Box::new(io::stdout())));
+        }
+        if let Some(path) = &self.file {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| {
+                    io::Error::new(err.kind(), format!("TRACEHOSE_FILE {}: {err}", path.display()))
+                })?;
+            local.push(LocalDestination::new(
+                "file",
+                Box::new(file) as Box<dyn Write + Send>,
+            ));
+        }
+        Ok(local)
+    }
+}
