@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::de::{self, IgnoredAny};
+use serde::de::{self, DeserializeSeed, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tracehose_tracecontext::{SpanId, XrayHeader};
@@ -20,11 +20,11 @@ use super::{
 struct JsonLine<'a> {
     kind: Field<'a>,
     record: Option<&'a RawValue>,
-    /// `level`, `severity`, `levelname`, `log.level`, in that order of preference.
-    levels: [Field<'a>; 4],
-    /// `requestId`, `AWSRequestId`, `awsRequestId`, `aws_request_id`, `lambda.request_id`,
-    /// `function_request_id`, in that order of preference.
-    request_ids: [Field<'a>; 6],
+    /// The recognised level of the best-ranked key: `level`, `severity`, `levelname`, `log.level`.
+    severity: Option<(u8, Severity)>,
+    /// The plausible id of the best-ranked key: `requestId`, `AWSRequestId`, `awsRequestId`,
+    /// `aws_request_id`, `lambda.request_id`, `function_request_id`.
+    request_id: Option<(u8, Cow<'a, str>)>,
     ids: LineIds,
 }
 
@@ -32,8 +32,8 @@ struct JsonLine<'a> {
 enum TopKey {
     Type,
     Record,
-    Level(usize),
-    RequestId(usize),
+    Level(u8),
+    RequestId(u8),
     Id(IdKey),
     /// Known to hold no trace context (the message is usually the largest value): skipped.
     Skip,
@@ -63,33 +63,52 @@ fn top_key(key: &str) -> TopKey {
     }
 }
 
-impl<'de> Deserialize<'de> for JsonLine<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Line;
-        impl<'de> de::Visitor<'de> for Line {
-            type Value = JsonLine<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<JsonLine<'de>, A::Error> {
-                let mut line = JsonLine::default();
-                while let Some(key) = map.next_key_seed(KeySeed(top_key))? {
-                    match key {
-                        TopKey::Type => line.kind = map.next_value::<Lenient<'de>>()?.0,
-                        TopKey::Record => line.record = Some(map.next_value()?),
-                        TopKey::Level(i) => line.levels[i] = map.next_value::<Lenient<'de>>()?.0,
-                        TopKey::RequestId(i) => line.request_ids[i] = map.next_value::<Lenient<'de>>()?.0,
-                        TopKey::Id(id) => line.ids.top.read(id, &mut map)?,
-                        TopKey::Skip => {
-                            map.next_value::<IgnoredAny>()?;
+/// Fills a [`JsonLine`] in place: the line's state is large enough that returning it by value showed up
+/// as copies in profiles.
+struct LineSeed<'a, 'de>(&'a mut JsonLine<'de>);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for LineSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let line = self.0;
+        while let Some(key) = map.next_key_seed(KeySeed(top_key))? {
+            match key {
+                TopKey::Type => line.kind = map.next_value::<Lenient<'de>>()?.0,
+                TopKey::Record => line.record = Some(map.next_value()?),
+                TopKey::Level(rank) => {
+                    let level = map.next_value::<Lenient<'de>>()?.0;
+                    if let Some(severity) = level.as_deref().and_then(Severity::from_word) {
+                        if line.severity.is_none_or(|(held, _)| rank < held) {
+                            line.severity = Some((rank, severity));
                         }
-                        TopKey::Other(parent) => line.ids.read_nested(parent, &mut map)?,
                     }
                 }
-                Ok(line)
+                TopKey::RequestId(rank) => {
+                    let id = map.next_value::<Lenient<'de>>()?.0;
+                    if let Some(id) = id.filter(|id| plausible_request_id(id)) {
+                        if line.request_id.as_ref().is_none_or(|(held, _)| rank < *held) {
+                            line.request_id = Some((rank, id));
+                        }
+                    }
+                }
+                TopKey::Id(id) => line.ids.top.read(id, &mut map)?,
+                TopKey::Skip => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                TopKey::Other(parent) => line.ids.read_nested(parent, &mut map)?,
             }
         }
-        d.deserialize_map(Line)
+        Ok(())
     }
 }
 
@@ -154,22 +173,15 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     if !text.starts_with('{') {
         return None;
     }
-    let line: JsonLine<'_> = serde_json::from_str(text).ok()?;
+    let mut line = JsonLine::default();
+    let mut de = serde_json::Deserializer::from_str(text);
+    LineSeed(&mut line).deserialize(&mut de).ok()?;
+    de.end().ok()?;
     if let Some(kind) = line.kind.as_deref().filter(|k| k.starts_with("platform.")) {
         return Some(platform_line(kind, line.record));
     }
-    let severity = line
-        .levels
-        .iter()
-        .flatten()
-        .find_map(|word| Severity::from_word(word))
-        .unwrap_or_default();
-    let request_id = line
-        .request_ids
-        .iter()
-        .flatten()
-        .find(|id| plausible_request_id(id))
-        .map(|id| shared_request_id(id));
+    let severity = line.severity.map(|(_, s)| s).unwrap_or_default();
+    let request_id = line.request_id.map(|(_, id)| shared_request_id(&id));
     // A marker or traceparent inside the message, or keys nested deeper than one level.
     let context = line.ids.context().or_else(|| find_trace_context(text));
     Some(ParsedLine {

@@ -142,7 +142,11 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
         "RequestId:" => PlatformEvent::RuntimeError,
         _ => return parse_timeout(text),
     };
-    let request_id = request_id_after_label(text);
+    let request_id = if event == PlatformEvent::RuntimeError {
+        first_token(rest)
+    } else {
+        request_id_after_label(text, rest)
+    };
     if matches!(
         event,
         PlatformEvent::Start | PlatformEvent::End | PlatformEvent::Report
@@ -155,21 +159,21 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     let mut xray_trace = None;
     let mut xray_segment = None;
     for_each_field(rest, |key, value| match key {
-        "Version" => details.version = Some(value.to_owned()),
-        "Runtime Version" => details.runtime_version = Some(value.to_owned()),
-        "Duration" => details.metrics.duration_ms = number(value),
-        "Billed Duration" => details.metrics.billed_duration_ms = number(value),
-        "Memory Size" => details.metrics.memory_size_mb = number(value).map(|n| n as u64),
-        "Max Memory Used" => details.metrics.max_memory_used_mb = number(value).map(|n| n as u64),
-        "Init Duration" => details.metrics.init_duration_ms = number(value),
-        "Restore Duration" => details.metrics.restore_duration_ms = number(value),
-        "Billed Restore Duration" => details.metrics.billed_restore_duration_ms = number(value),
-        "Status" => details.status = Some(value.to_owned()),
-        "Error Type" => details.error_type = Some(value.to_owned()),
-        "Phase" => details.phase = Some(value.to_owned()),
-        "XRAY TraceId" => xray_trace = TraceId::from_xray(value),
-        "SegmentId" => xray_segment = SpanId::from_hex(value),
-        _ => {}
+        Key::Version => details.version = Some(value.to_owned()),
+        Key::RuntimeVersion => details.runtime_version = Some(value.to_owned()),
+        Key::Duration => details.metrics.duration_ms = number(value),
+        Key::BilledDuration => details.metrics.billed_duration_ms = number(value),
+        Key::MemorySize => details.metrics.memory_size_mb = number(value).map(|n| n as u64),
+        Key::MaxMemoryUsed => details.metrics.max_memory_used_mb = number(value).map(|n| n as u64),
+        Key::InitDuration => details.metrics.init_duration_ms = number(value),
+        Key::RestoreDuration => details.metrics.restore_duration_ms = number(value),
+        Key::BilledRestoreDuration => details.metrics.billed_restore_duration_ms = number(value),
+        Key::Status => details.status = Some(value.to_owned()),
+        Key::ErrorType => details.error_type = Some(value.to_owned()),
+        Key::Phase => details.phase = Some(value.to_owned()),
+        Key::XrayTraceId => xray_trace = TraceId::from_xray(value),
+        Key::SegmentId => xray_segment = SpanId::from_hex(value),
+        Key::RequestId | Key::RuntimeVersionArn | Key::Sampled => {}
     });
     let severity = if event == PlatformEvent::RuntimeError {
         Severity::Error
@@ -215,39 +219,72 @@ fn parse_timeout(text: &str) -> Option<ParsedLine> {
     })
 }
 
-fn request_id_after_label(text: &str) -> Option<&str> {
+/// The id after `RequestId: `, which START, END and REPORT print first.
+fn request_id_after_label<'a>(text: &'a str, rest: &'a str) -> Option<&'a str> {
     static LABEL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("RequestId: "));
+    if let Some(after) = rest.trim_start().strip_prefix("RequestId: ") {
+        return first_token(after);
+    }
     let at = LABEL.find(text.as_bytes())? + "RequestId: ".len();
-    text[at..]
-        .split_whitespace()
+    first_token(&text[at..])
+}
+
+fn first_token(text: &str) -> Option<&str> {
+    text.split_whitespace()
         .next()
         .filter(|id| super::plausible_request_id(id))
 }
 
-/// The keys of platform lines by their last byte, longest first so that `Billed Duration` is not taken for
-/// `Duration`. Keys tracehose does not keep (`RequestId`, `Runtime Version ARN`, `Sampled`) are here to end
-/// the value before them. Looking a colon's key up by the byte before it turns most colons away at once.
-fn labels_ending_in(last: u8) -> &'static [&'static str] {
+/// The keys of platform lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    BilledRestoreDuration,
+    RuntimeVersionArn,
+    RestoreDuration,
+    BilledDuration,
+    MaxMemoryUsed,
+    RuntimeVersion,
+    InitDuration,
+    XrayTraceId,
+    MemorySize,
+    ErrorType,
+    RequestId,
+    SegmentId,
+    Duration,
+    Version,
+    Sampled,
+    Status,
+    Phase,
+}
+
+/// The keys by their last byte, longest first so that `Billed Duration` is not taken for `Duration`. Keys
+/// tracehose does not keep (`RequestId`, `Runtime Version ARN`, `Sampled`) are here to end the value before
+/// them. Looking a colon's key up by the byte before it turns most colons away at once.
+fn keys_ending_in(last: u8) -> &'static [(&'static str, Key)] {
     match last {
         b'n' => &[
-            "Billed Restore Duration",
-            "Restore Duration",
-            "Billed Duration",
-            "Runtime Version",
-            "Init Duration",
-            "Duration",
-            "Version",
+            ("Billed Restore Duration", Key::BilledRestoreDuration),
+            ("Restore Duration", Key::RestoreDuration),
+            ("Billed Duration", Key::BilledDuration),
+            ("Runtime Version", Key::RuntimeVersion),
+            ("Init Duration", Key::InitDuration),
+            ("Duration", Key::Duration),
+            ("Version", Key::Version),
         ],
-        b'N' => &["Runtime Version ARN"],
+        b'N' => &[("Runtime Version ARN", Key::RuntimeVersionArn)],
         b'd' => &[
-            "Max Memory Used",
-            "XRAY TraceId",
-            "RequestId",
-            "SegmentId",
-            "Sampled",
+            ("Max Memory Used", Key::MaxMemoryUsed),
+            ("XRAY TraceId", Key::XrayTraceId),
+            ("RequestId", Key::RequestId),
+            ("SegmentId", Key::SegmentId),
+            ("Sampled", Key::Sampled),
         ],
-        b'e' => &["Memory Size", "Error Type", "Phase"],
-        b's' => &["Status"],
+        b'e' => &[
+            ("Memory Size", Key::MemorySize),
+            ("Error Type", Key::ErrorType),
+            ("Phase", Key::Phase),
+        ],
+        b's' => &[("Status", Key::Status)],
         _ => &[],
     }
 }
@@ -256,17 +293,17 @@ fn labels_ending_in(last: u8) -> &'static [&'static str] {
 /// part on a new line, but log pipelines that rewrite tabs deliver the same fields separated by spaces: so a
 /// field starts at a known key before a colon, and its value runs to the next known key, tab or newline.
 /// Each colon is looked at once, against keys of bounded length: linear in the line.
-fn for_each_field<'a>(rest: &'a str, mut f: impl FnMut(&'a str, &'a str)) {
+fn for_each_field<'a>(rest: &'a str, mut f: impl FnMut(Key, &'a str)) {
     let bytes = rest.as_bytes();
-    let mut open: Option<(&'static str, usize)> = None;
+    let mut open: Option<(Key, usize)> = None;
     for colon in memchr::memchr_iter(b':', bytes) {
-        let Some(label) = label_before(bytes, colon) else {
+        let Some((label, key)) = key_before(bytes, colon) else {
             continue;
         };
         if let Some((key, value_start)) = open {
             f(key, value(rest, value_start, colon - label.len()));
         }
-        open = Some((label, colon + 1));
+        open = Some((key, colon + 1));
     }
     if let Some((key, value_start)) = open {
         f(key, value(rest, value_start, rest.len()));
@@ -274,9 +311,9 @@ fn for_each_field<'a>(rest: &'a str, mut f: impl FnMut(&'a str, &'a str)) {
 }
 
 /// The known key that ends just before `colon` and starts the line or follows whitespace.
-fn label_before(bytes: &[u8], colon: usize) -> Option<&'static str> {
+fn key_before(bytes: &[u8], colon: usize) -> Option<(&'static str, Key)> {
     let last = *bytes.get(colon.checked_sub(1)?)?;
-    labels_ending_in(last).iter().copied().find(|label| {
+    keys_ending_in(last).iter().copied().find(|(label, _)| {
         let Some(start) = colon.checked_sub(label.len()) else {
             return false;
         };
@@ -291,8 +328,8 @@ fn label_before(bytes: &[u8], colon: usize) -> Option<&'static str> {
 /// tab-separated form, including ones tracehose does not know).
 fn value(rest: &str, start: usize, end: usize) -> &str {
     let raw = rest.get(start..end).unwrap_or_default();
-    let cut = raw.find(['\t', '\n', '\r']).unwrap_or(raw.len());
-    raw[..cut].trim()
+    let cut = memchr::memchr3(b'\t', b'\n', b'\r', raw.as_bytes()).unwrap_or(raw.len());
+    raw.get(..cut).unwrap_or_default().trim()
 }
 
 /// `15.74 ms` -> 15.74.

@@ -13,6 +13,10 @@ pub(super) struct Prefix<'a> {
     pub severity: Option<Severity>,
 }
 
+/// How far into a line its prefix is looked for: two timestamp tokens, a request id and a level word fit.
+/// Bounding it keeps the prefix's cost independent of the line's length.
+const PREFIX_WITHIN: usize = 128;
+
 pub(super) fn parse_prefix(text: &str) -> Prefix<'_> {
     match text.as_bytes().first() {
         Some(b'[') => python(text),
@@ -22,12 +26,12 @@ pub(super) fn parse_prefix(text: &str) -> Prefix<'_> {
 }
 
 fn python(text: &str) -> Prefix<'_> {
-    let mut parts = text.splitn(4, '\t');
-    let level = parts.next().and_then(|l| l.strip_prefix('[')?.strip_suffix(']'));
+    let mut tokens = Tokens::new(text, |c| c == b'\t');
+    let level = tokens.next().and_then(|l| l.strip_prefix('[')?.strip_suffix(']'));
     let Some(severity) = level.and_then(Severity::from_word) else {
         return Prefix::default();
     };
-    let request_id = match (parts.next(), parts.next()) {
+    let request_id = match (tokens.next(), tokens.next()) {
         (Some(ts), Some(id)) if looks_like_timestamp(ts) && is_request_id(id) => Some(id),
         _ => None,
     };
@@ -40,8 +44,7 @@ fn python(text: &str) -> Prefix<'_> {
 /// A line that starts with a timestamp (possibly date and time as two tokens), then maybe a request id, then
 /// maybe a level word.
 fn timestamp_led(text: &str) -> Prefix<'_> {
-    let mut tokens = text
-        .split([' ', '\t'])
+    let mut tokens = Tokens::new(text, |c| c == b' ' || c == b'\t')
         .filter(|t| !t.is_empty())
         .take(5)
         .peekable();
@@ -61,6 +64,48 @@ fn timestamp_led(text: &str) -> Prefix<'_> {
         .next()
         .and_then(|t| Severity::from_word(t.trim_matches(['[', ']', ':'])));
     prefix
+}
+
+/// The tokens of the first [`PREFIX_WITHIN`] bytes of a line, split at ASCII separators; a token the bound
+/// cuts short is not yielded, so that a cut word is never taken for a whole one.
+struct Tokens<'a, F> {
+    text: &'a str,
+    head: usize,
+    at: usize,
+    is_separator: F,
+}
+
+impl<'a, F: Fn(u8) -> bool> Tokens<'a, F> {
+    fn new(text: &'a str, is_separator: F) -> Self {
+        Self {
+            text,
+            head: text.len().min(PREFIX_WITHIN),
+            at: 0,
+            is_separator,
+        }
+    }
+}
+
+impl<'a, F: Fn(u8) -> bool> Iterator for Tokens<'a, F> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        if self.at > self.head {
+            return None;
+        }
+        let start = self.at;
+        let end = match bytes[start..self.head]
+            .iter()
+            .position(|&c| (self.is_separator)(c))
+        {
+            Some(len) => start + len,
+            None if self.head == self.text.len() => self.head,
+            None => return None,
+        };
+        self.at = end + 1;
+        // Both ends are at an ASCII separator or the end of the text: character boundaries.
+        self.text.get(start..end)
+    }
 }
 
 fn looks_like_timestamp(token: &str) -> bool {
@@ -109,5 +154,25 @@ mod tests {
         let tracing = pp("2026-11-21T10:00:00.123Z  WARN handler: slow");
         assert_eq!(tracing, want(None, Some(Severity::Warn)));
         assert_eq!(pp("42 is the answer"), want(None, None));
+    }
+
+    /// Only the head of a line is read for its prefix, so a long line costs no more than a short one.
+    #[test]
+    fn long_lines_and_cut_tokens() {
+        let long = format!("2026-11-21T10:00:00.123Z\t{ID}\tERROR\t{}", "x".repeat(1 << 20));
+        assert_eq!(pp(&long), want(Some(ID), Some(Severity::Error)));
+        let python = format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}");
+        assert_eq!(pp(&python), want(Some(ID), Some(Severity::Info)));
+        assert_eq!(pp(&format!("[{}]", "I".repeat(1 << 20))), want(None, None));
+        assert_eq!(pp(&"1".repeat(1 << 20)), want(None, None));
+        assert_eq!(
+            pp(&format!("2026-11-21T10:00:00Z{}INFO", " ".repeat(1 << 20))),
+            want(None, None)
+        );
+        let cut = format!(
+            "2026-11-21T10:00:00Z{}INFORMATION",
+            " ".repeat(PREFIX_WITHIN - 24)
+        );
+        assert_eq!(pp(&cut), want(None, None));
     }
 }

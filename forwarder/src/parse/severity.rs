@@ -60,8 +60,17 @@ pub(crate) fn guess(text: &str) -> Severity {
     if text.starts_with("Traceback (most recent call last)") {
         return Severity::Error;
     }
-    let first = text.split([' ', '\t', ':', ']']).next().unwrap_or("");
-    let first = first.trim_start_matches('[');
+    // A level word is at most 8 bytes, after at most a bracket: the first word is looked for in a short head,
+    // so a long line without separators is not scanned to its end.
+    let head = &text.as_bytes()[..text.len().min(12)];
+    let Some(end) = head
+        .iter()
+        .position(|c| matches!(c, b' ' | b'\t' | b':' | b']'))
+        .or((head.len() == text.len()).then_some(head.len()))
+    else {
+        return Severity::Unspecified;
+    };
+    let first = text.get(..end).unwrap_or_default().trim_start_matches('[');
     Severity::from_word(first).unwrap_or_default()
 }
 
@@ -84,6 +93,10 @@ mod tests {
         assert_eq!(guess("ERROR: disk full"), Severity::Error);
         assert_eq!(guess("[WARN] slow"), Severity::Warn);
         assert_eq!(guess("an error happened"), Severity::Unspecified);
+        assert_eq!(guess("WARN"), Severity::Warn);
+        assert_eq!(guess("[[[[WARN]"), Severity::Warn);
+        assert_eq!(guess(&"E".repeat(1 << 20)), Severity::Unspecified);
+        assert_eq!(guess("éééééé: x"), Severity::Unspecified);
         assert_eq!(
             guess("Traceback (most recent call last):\n  File"),
             Severity::Error
