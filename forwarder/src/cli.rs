@@ -26,6 +26,8 @@ pub enum Command {
     /// transformation event, Firehose HTTP endpoint body, raw or gzipped payloads, Firehose S3 objects and
     /// failed-data backups), correlate every line with its trace, and write NDJSON to stdout.
     Process(ProcessArgs),
+    /// Replay Firehose S3 failed-data backups through the destinations or back into a Firehose stream.
+    Replay(crate::replay::ReplayArgs),
     /// Subscribe log groups (by name or prefix) to the forwarder or a Firehose stream; idempotent.
     Subscribe(crate::subscribe::SubscribeArgs),
 }
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Process(args) => run_process(args, limits),
+        Command::Replay(args) => crate::replay::main(args, limits),
         Command::Subscribe(args) => crate::subscribe::cli::main(&args),
     }
 }

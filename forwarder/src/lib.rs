@@ -15,5 +15,6 @@ pub mod parse;
 pub mod pipeline;
 pub mod process;
 pub mod record;
+pub mod replay;
 pub mod subscribe;
 pub mod summary;

@@ -1,0 +1,120 @@
+//! Progress: counters every worker adds to, a bar on stderr (objects, records, bytes, rate) drawn only when
+//! stderr is a terminal, and the final summary line with the same counts.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub objects_listed: AtomicU64,
+    /// Objects finished in this run (every line delivered, reported, or confirmed by an earlier run).
+    pub objects_done: AtomicU64,
+    /// Finished objects whose records were not all delivered (unreadable or refused): kept, never deleted.
+    pub objects_incomplete: AtomicU64,
+    /// Objects an earlier run had finished.
+    pub objects_skipped: AtomicU64,
+    pub objects_deleted: AtomicU64,
+    /// Records (backup lines, payloads) sent on, in this run.
+    pub records: AtomicU64,
+    /// Records that an earlier run had confirmed, read past without sending.
+    pub records_resumed: AtomicU64,
+    /// Records whose `dataId` was already sent in this run.
+    pub duplicates: AtomicU64,
+    /// Records that could not be read or decoded, or that a target refused for good: reported, counted.
+    pub failed_records: AtomicU64,
+    /// Object bytes read from S3 (as stored, before inflating).
+    pub bytes: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        // `stderr()` draws nothing when stderr is not a terminal: logs and CI output stay clean.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Self {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn update(&self, stats: &Stats) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let records = stats.records.load(Relaxed);
+        let bytes = stats.bytes.load(Relaxed);
+        self.bar.set_message(format!(
+            "objects {}/{} | records {} ({:.0}/s) | {:.1} MB ({:.1} MB/s) | failed {}",
+            stats.objects_done.load(Relaxed) + stats.objects_skipped.load(Relaxed),
+            stats.objects_listed.load(Relaxed),
+            records,
+            records as f64 / secs,
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / secs,
+            stats.failed_records.load(Relaxed),
+        ));
+    }
+
+    /// Runs `f` (which prints to stderr) with the bar out of the way.
+    pub fn suspend(&self, f: impl FnOnce()) {
+        if self.bar.is_hidden() {
+            f();
+        } else {
+            self.bar.suspend(f);
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        write!(
+            f,
+            "objects_listed={} objects_done={} objects_incomplete={} objects_skipped={} objects_deleted={} \
+             records={} records_resumed={} duplicates={} failed_records={} bytes={}",
+            n(&self.objects_listed),
+            n(&self.objects_done),
+            n(&self.objects_incomplete),
+            n(&self.objects_skipped),
+            n(&self.objects_deleted),
+            n(&self.records),
+            n(&self.records_resumed),
+            n(&self.duplicates),
+            n(&self.failed_records),
+            n(&self.bytes),
+        )
+    }
+}

@@ -1,0 +1,245 @@
+//! One `replay` run: listing feeds a bounded queue of objects while `--concurrency` workers replay them,
+//! each object through the chosen target; then the summary.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::deliver::{DeliverySetup, Ledger};
+use crate::limits::Limits;
+use crate::pipeline::Pipeline;
+use crate::summary::Summary;
+
+use super::args::{parse_source, parse_target, parse_window, ReplayArgs, Target};
+use super::checkpoint::Checkpoint;
+use super::list::{self, ObjectInfo, Window};
+use super::progress::{Progress, Stats};
+use super::{add_ledger, add_summary, destinations, to_firehose, Ctx, ReplayError};
+
+/// Objects listed ahead of the workers.
+const LISTED_AHEAD: usize = 1024;
+
+/// What a run came to.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub ledger: Ledger,
+    /// The first error that stopped the run (an object not done, a listing that failed).
+    pub stopped: Option<String>,
+    /// Whether the delivery stage had HTTP destinations (then its ledger line is printed).
+    pub http: bool,
+}
+
+pub fn main(args: ReplayArgs, limits: Limits) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("tracehose: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let progress = Progress::new();
+        let (ctx, outcome) = match run(args, limits, progress).await {
+            Ok(done) => done,
+            Err(err @ (ReplayError::Args(_) | ReplayError::Config(_) | ReplayError::Checkpoint(_))) => {
+                eprintln!("tracehose: configuration error: {err}");
+                return ExitCode::from(2);
+            }
+            Err(err) => {
+                eprintln!("tracehose: error: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        ctx.progress.finish();
+        let mut err = io::stderr().lock();
+        if let Some(stopped) = &outcome.stopped {
+            let _ = writeln!(err, "tracehose: error: {stopped}");
+        }
+        let _ = writeln!(
+            err,
+            "tracehose: replay {} seconds={:.1}",
+            ctx.stats,
+            ctx.progress.elapsed().as_secs_f64()
+        );
+        if outcome.http {
+            let _ = writeln!(err, "tracehose: delivery {}", outcome.ledger);
+        }
+        let _ = crate::process::print_summary(&mut err, &outcome.summary);
+        let failed = ctx.stats.failed_records.load(Ordering::Relaxed) > 0;
+        if outcome.stopped.is_some() || failed || outcome.summary.has_failures() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// Runs the whole replay; an `Err` is a setup problem, anything later is in the outcome.
+pub async fn run(
+    args: ReplayArgs,
+    limits: Limits,
+    progress: Progress,
+) -> Result<(Arc<Ctx>, Outcome), ReplayError> {
+    let (bucket, prefix) = parse_source(&args.source)?;
+    let target = parse_target(&args.to)?;
+    let (since, until) = parse_window(args.since.as_deref(), args.until.as_deref())?;
+    let config = list::aws_config().await?;
+    let s3 = list::s3_client(&config);
+    let checkpoint = Checkpoint::open(
+        args.checkpoint.as_deref(),
+        &format!("s3://{bucket}/{prefix}"),
+        args.dry_run,
+    )?;
+    let ctx = Arc::new(Ctx {
+        s3: s3.clone(),
+        bucket: bucket.clone(),
+        limits,
+        checkpoint: Mutex::new(checkpoint),
+        dedup: Default::default(),
+        stats: Stats::default(),
+        progress,
+        delete_after: args.delete_after && !args.dry_run,
+        stop: Default::default(),
+    });
+    let (tx, rx) = mpsc::channel(LISTED_AHEAD);
+    let window = Window { since, until };
+    let lister = tokio::spawn(async move { list::list(&s3, &bucket, &prefix, window, tx).await });
+    let mut outcome = Outcome::default();
+    if args.dry_run {
+        dry_run(&ctx, rx).await;
+    } else {
+        let target = match target {
+            Target::Destinations => {
+                let setup = DeliverySetup::from_env()
+                    .await
+                    .map_err(|err| ReplayError::Config(err.to_string()))?;
+                outcome.http = !setup.destinations.http.is_empty();
+                Worker::Destinations(Box::new(setup))
+            }
+            Target::Firehose(stream) => Worker::Firehose {
+                client: aws_sdk_firehose::Client::new(&config),
+                stream,
+                in_flight: usize::from(args.concurrency),
+            },
+        };
+        let queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..args.concurrency {
+            let (ctx, queue, target) = (Arc::clone(&ctx), Arc::clone(&queue), target.clone());
+            workers.spawn(async move { work(ctx, queue, target).await });
+        }
+        while let Some(done) = workers.join_next().await {
+            match done {
+                Ok(part) => {
+                    add_summary(&mut outcome.summary, &part.summary);
+                    add_ledger(&mut outcome.ledger, &part.ledger);
+                    if outcome.stopped.is_none() {
+                        outcome.stopped = part.stopped;
+                    }
+                }
+                Err(err) => outcome.stopped = Some(format!("a replay worker failed: {err}")),
+            }
+        }
+    }
+    match lister.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => outcome.stopped = Some(err.to_string()),
+        Err(err) => outcome.stopped = Some(format!("listing failed: {err}")),
+    }
+    ctx.lock_checkpoint().sync()?;
+    Ok((ctx, outcome))
+}
+
+#[derive(Debug, Clone)]
+enum Worker {
+    Destinations(Box<DeliverySetup>),
+    Firehose {
+        client: aws_sdk_firehose::Client,
+        stream: String,
+        in_flight: usize,
+    },
+}
+
+async fn work(
+    ctx: Arc<Ctx>,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<ObjectInfo>>>,
+    target: Worker,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut pipeline = Some(Pipeline::new(ctx.limits));
+    while !ctx.stopped() {
+        let Some(object) = queue.lock().await.recv().await else {
+            break;
+        };
+        Stats::add(&ctx.stats.objects_listed, 1);
+        let earlier = ctx.lock_checkpoint().done(&object.key);
+        if let Some(complete) = earlier {
+            Stats::add(&ctx.stats.objects_skipped, 1);
+            // Finished by a run that stopped before it could delete it.
+            if complete && ctx.delete_after {
+                if let Err(err) = ctx.delete(&object.key).await {
+                    ctx.report(&err.to_string());
+                }
+            }
+            continue;
+        }
+        let ended = match &target {
+            Worker::Destinations(setup) => {
+                let taken = pipeline.take().unwrap_or_else(|| Pipeline::new(ctx.limits));
+                let (back, ended) = destinations::replay_object(
+                    &ctx,
+                    setup,
+                    &object.key,
+                    taken,
+                    &mut outcome.summary,
+                    &mut outcome.ledger,
+                )
+                .await;
+                pipeline = Some(back);
+                ended
+            }
+            Worker::Firehose {
+                client,
+                stream,
+                in_flight,
+            } => to_firehose::replay_object(&ctx, client, stream, &object.key, *in_flight, None).await,
+        };
+        let finished = match ended {
+            Ok(end) => ctx.finish_object(&object.key, end).await,
+            Err(err) => Err(err),
+        };
+        ctx.progress.update(&ctx.stats);
+        if let Err(err) = finished {
+            ctx.stop.store(true, Ordering::Relaxed);
+            outcome.stopped = Some(err.to_string());
+            break;
+        }
+    }
+    outcome
+}
+
+/// Lists what a run would replay, and where a checkpoint would resume, on stdout; changes nothing.
+async fn dry_run(ctx: &Ctx, mut rx: mpsc::Receiver<ObjectInfo>) {
+    let mut out = io::stdout().lock();
+    while let Some(object) = rx.recv().await {
+        Stats::add(&ctx.stats.objects_listed, 1);
+        let checkpoint = ctx.lock_checkpoint();
+        let state = match (checkpoint.done(&object.key), checkpoint.position(&object.key)) {
+            (Some(_), _) => {
+                Stats::add(&ctx.stats.objects_skipped, 1);
+                "done".to_owned()
+            }
+            (None, Some(position)) => format!("resume at line {}", position.next),
+            (None, None) => "new".to_owned(),
+        };
+        let _ = writeln!(out, "{}\t{}\t{state}", ctx.name(&object.key), object.size);
+    }
+}

@@ -1,0 +1,365 @@
+"""End-to-end test of `tracehose replay` against S3 and Firehose served by a moto server.
+
+moto never writes Firehose failure backups, so each case writes backup objects itself (every shape of
+FORMATS.md section 6: http-endpoint-failed/ and processing-failed/ JSON lines, plain or gzip, and
+CloudWatch-to-S3 objects of gzip members), runs the real binary and checks what reached the destination
+(NDJSON on stdout or in TRACEHOSE_FILE, or the objects moto's Firehose wrote), what the checkpoint holds
+and which objects are left. A partial PutRecordBatch failure is injected by a small proxy in front of moto.
+Ends with the plain 'N passed, N failed' line; exits non-zero when any case failed.
+"""
+
+import base64
+import gzip
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+
+import boto3
+
+REGION = "us-east-1"
+BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tracehose"
+HOUR = "2026/01/02/03"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto_server exited early, see {log.name}")
+        try:
+            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError(f"moto_server did not answer within 30 s, see {log.name}")
+
+
+def payload(messages, group="/aws/lambda/app", stream="2026/01/02/[$LATEST]abc"):
+    return {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["f"],
+        "logEvents": [{"id": str(i), "timestamp": 1767322800000 + i, "message": m} for i, m in enumerate(messages)],
+    }
+
+
+def backup_line(messages, data_id, **extra):
+    raw = base64.b64encode(gzip.compress(json.dumps(payload(messages)).encode())).decode()
+    line = {
+        "attemptsMade": 5,
+        "arrivalTimestamp": 1767322800000,
+        "errorCode": "HttpEndpoint.DestinationException",
+        "errorMessage": "down",
+        "attemptEndingTimestamp": 1767322900000,
+        "rawData": raw,
+        "subsequenceNumber": 0,
+        "dataId": data_id,
+    }
+    line.update(extra)
+    return json.dumps(line)
+
+
+def backup_object(records, gz=False):
+    """records: list of (messages, dataId) or a raw string line."""
+    lines = [r if isinstance(r, str) else backup_line(*r) for r in records]
+    body = ("\n".join(lines) + "\n").encode()
+    return gzip.compress(body) if gz else body
+
+
+def cloudwatch_object(member_payloads):
+    """Each member: a list of message lists, the payloads concatenated `}{` inside the member."""
+    out = b""
+    for payloads in member_payloads:
+        out += gzip.compress(b"".join(json.dumps(payload(p)).encode() for p in payloads))
+    return out
+
+
+class Env:
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+        self.tmp = tempfile.mkdtemp(prefix="replay-e2e-")
+        self.environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACEHOSE_", "OTEL_", "DT_", "DD_"))}
+        self.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE="/dev/null",
+            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        )
+        kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.s3 = boto3.client("s3", **kw)
+        self.firehose = boto3.client("firehose", **kw)
+        self.iam = boto3.client("iam", **kw)
+        self.buckets = 0
+
+    def bucket(self):
+        self.buckets += 1
+        name = f"backups-{self.buckets}"
+        self.s3.create_bucket(Bucket=name)
+        return name
+
+    def put(self, bucket, key, body):
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    def keys(self, bucket, prefix=""):
+        keys = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return keys
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def command(self, *args):
+        return [BINARY, "replay", *args]
+
+    def env(self, extra_env=None):
+        env = dict(self.environ)
+        env.update(extra_env or {})
+        return env
+
+    def run(self, *args, extra_env=None, expect_code=0):
+        proc = subprocess.run(self.command(*args), env=self.env(extra_env), capture_output=True, text=True, timeout=600)
+        if expect_code is not None:
+            assert proc.returncode == expect_code, (
+                f"exit {proc.returncode}, wanted {expect_code}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+            )
+        return proc
+
+
+def messages_of(ndjson):
+    return [json.loads(line)["message"] for line in ndjson.splitlines() if line.strip()]
+
+
+def stat(stderr, name):
+    for line in stderr.splitlines():
+        if line.startswith("tracehose: replay "):
+            for field in line.split():
+                if field.startswith(name + "="):
+                    return int(field.split("=")[1])
+    raise AssertionError(f"no {name} in {stderr}")
+
+
+def checkpoint_entries(path):
+    entries = []
+    with open(path) as f:
+        for line in f:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                pass
+    return entries
+
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+@case
+def every_backup_shape_plain_or_gzip_is_replayed_to_stdout(env):
+    b = env.bucket()
+    env.put(b, f"err/http-endpoint-failed/{HOUR}/s-1-2026-01-02-03-00-00-a", backup_object([(["h1", "h2"], "d1"), (["h3"], "d2")]))
+    env.put(b, f"err/http-endpoint-failed/{HOUR}/s-1-2026-01-02-03-00-01-b", backup_object([(["g1"], "d3"), (["g2"], "d4")], gz=True))
+    env.put(
+        b,
+        f"err/processing-failed/{HOUR}/s-1-2026-01-02-03-00-02-c",
+        backup_object([backup_line(["p1"], "d5", lambdaArn="arn:aws:lambda:us-east-1:123456789012:function:t")]),
+    )
+    env.put(b, f"cw/{HOUR}/s-1-2026-01-02-03-00-03-d", cloudwatch_object([[["c1", "c2"]], [["c3"], ["c4"]]]))
+    proc = env.run(f"s3://{b}/")
+    assert sorted(messages_of(proc.stdout)) == sorted(["h1", "h2", "h3", "g1", "g2", "p1", "c1", "c2", "c3", "c4"]), proc.stdout
+    assert stat(proc.stderr, "objects_done") == 4
+    assert stat(proc.stderr, "failed_records") == 0
+    assert "delivered=10" in proc.stderr, proc.stderr
+
+
+@case
+def more_than_1000_keys_are_all_listed(env):
+    b = env.bucket()
+    for i in range(1100):
+        env.put(b, f"p/{HOUR}/o-{i:05d}", backup_object([([f"m{i}"], f"id{i}")]))
+    proc = env.run(f"s3://{b}/p/", "--concurrency", "8")
+    got = messages_of(proc.stdout)
+    assert len(got) == 1100 and set(got) == {f"m{i}" for i in range(1100)}, len(got)
+    assert stat(proc.stderr, "objects_listed") == 1100
+
+
+@case
+def a_malformed_line_is_reported_with_key_and_line_and_skipped(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/bad"
+    body = backup_object([(["before"], "a"), '{"rawData": "not json', '{"rawData":"@@@","dataId":"x"}', (["after"], "b")])
+    env.put(b, key, body)
+    proc = env.run(f"s3://{b}/", expect_code=1)
+    assert messages_of(proc.stdout) == ["before", "after"], proc.stdout
+    assert f"s3://{b}/{key} line 2" in proc.stderr, proc.stderr
+    assert f"s3://{b}/{key} line 3" in proc.stderr, proc.stderr
+    assert stat(proc.stderr, "failed_records") == 2
+    assert stat(proc.stderr, "objects_incomplete") == 1
+
+
+@case
+def records_are_deduplicated_by_data_id_within_a_run(env):
+    b = env.bucket()
+    env.put(b, f"p/{HOUR}/one", backup_object([(["x"], "same"), (["y"], "other")]))
+    env.put(b, f"p/{HOUR}/two", backup_object([(["x"], "same")]))
+    proc = env.run(f"s3://{b}/", "--concurrency", "1")
+    assert sorted(messages_of(proc.stdout)) == ["x", "y"], proc.stdout
+    assert stat(proc.stderr, "duplicates") == 1
+
+
+@case
+def since_and_until_filter_by_the_keys_hour(env):
+    b = env.bucket()
+    for hour in ("01", "02", "03"):
+        env.put(b, f"p/2026/01/02/{hour}/o", backup_object([([f"hour{hour}"], f"id{hour}")]))
+    proc = env.run(f"s3://{b}/", "--since", "2026-01-02T02", "--until", "2026-01-02T03:00:00Z")
+    assert messages_of(proc.stdout) == ["hour02"], proc.stdout
+
+
+@case
+def dry_run_lists_and_changes_nothing(env):
+    b = env.bucket()
+    env.put(b, f"p/{HOUR}/a", backup_object([(["a"], "a")]))
+    env.put(b, f"p/{HOUR}/b", backup_object([(["b"], "b")]))
+    ck = env.path("dry.ckpt")
+    proc = env.run(f"s3://{b}/", "--dry-run", "--delete-after", "--checkpoint", ck)
+    listed = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert [(l[0], l[2]) for l in listed] == [(f"s3://{b}/p/{HOUR}/a", "new"), (f"s3://{b}/p/{HOUR}/b", "new")], proc.stdout
+    assert not os.path.exists(ck)
+    assert len(env.keys(b)) == 2
+
+
+@case
+def delete_after_deletes_only_objects_delivered_whole(env):
+    b = env.bucket()
+    env.put(b, f"p/{HOUR}/good", backup_object([(["g"], "g")], gz=True))
+    env.put(b, f"p/{HOUR}/bad", backup_object([(["k"], "k"), "garbage"]))
+    proc = env.run(f"s3://{b}/", "--delete-after", expect_code=1)
+    assert sorted(messages_of(proc.stdout)) == ["g", "k"]
+    assert env.keys(b) == [f"p/{HOUR}/bad"], env.keys(b)
+    assert stat(proc.stderr, "objects_deleted") == 1
+
+
+@case
+def a_transient_destination_failure_stops_with_the_object_not_done_then_resumes(env):
+    b = env.bucket()
+    env.put(b, f"p/{HOUR}/a", backup_object([(["t1"], "t1"), (["t2"], "t2")]))
+    ck = env.path("transient.ckpt")
+    down = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "TRACEHOSE_DELIVERY_TIMEOUT_MS": "1500"}
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after", extra_env=down, expect_code=1)
+    assert "is not done" in proc.stderr, proc.stderr
+    assert not any("done" in e for e in checkpoint_entries(ck)), checkpoint_entries(ck)
+    assert env.keys(b) == [f"p/{HOUR}/a"]
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after")
+    assert sorted(messages_of(proc.stdout)) == ["t1", "t2"]
+    assert env.keys(b) == []
+
+
+@case
+def a_run_killed_midway_resumes_without_resending_confirmed_records_or_losing_any(env):
+    b = env.bucket()
+    expected = set()
+    for o in range(300):
+        records = [([f"k{o}-{r}"], f"k{o}-{r}") for r in range(40)]
+        expected |= {f"k{o}-{r}" for r in range(40)}
+        env.put(b, f"p/{HOUR}/o-{o:04d}", backup_object(records, gz=o % 2 == 0))
+    ck, first, second = env.path("kill.ckpt"), env.path("first.ndjson"), env.path("second.ndjson")
+    proc = subprocess.Popen(
+        env.command(f"s3://{b}/", "--checkpoint", ck, "--concurrency", "2"),
+        env=env.env({"TRACEHOSE_FILE": first}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # Killed once some objects are confirmed, wherever the run then is.
+    while proc.poll() is None:
+        if os.path.exists(ck) and sum(1 for e in checkpoint_entries(ck) if "done" in e) >= 20:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the first run ended by itself ({proc.returncode}) before 20 objects were done"
+    confirmed = set()
+    for e in checkpoint_entries(ck):
+        if "done" in e:
+            confirmed |= {f"k{int(e['done'][-4:])}-{r}" for r in range(40)}
+        elif "partial" in e:
+            o = int(e["partial"][-4:])
+            lines = set(range(1, e["next"])) | set(e.get("confirmed", []))
+            confirmed |= {f"k{o}-{line - 1}" for line in lines}
+    with open(first) as f:
+        sent_first = messages_of(f.read())
+    assert confirmed <= set(sent_first)
+    env.run(f"s3://{b}/", "--checkpoint", ck, "--concurrency", "2", extra_env={"TRACEHOSE_FILE": second})
+    with open(second) as f:
+        sent_second = messages_of(f.read())
+    assert not confirmed & set(sent_second), sorted(confirmed & set(sent_second))[:5]
+    assert len(sent_second) == len(set(sent_second))
+    assert set(sent_first) | set(sent_second) == expected
+
+
+def main():
+    if not os.access(BINARY, os.X_OK):
+        print(f"replay e2e: binary {BINARY} not found", file=sys.stderr)
+        return 2
+    only = os.environ.get("REPLAY_CASES", "").split(",") if os.environ.get("REPLAY_CASES") else None
+    proc, endpoint = start_moto()
+    passed = failed = 0
+    try:
+        env = Env(endpoint)
+        for fn in CASES:
+            if only and fn.__name__ not in only:
+                continue
+            try:
+                fn(env)
+                passed += 1
+                print(f"ok   {fn.__name__}", flush=True)
+            except Exception:
+                failed += 1
+                print(f"FAIL {fn.__name__}", flush=True)
+                traceback.print_exc(file=sys.stdout)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print(f"replay: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `tracehose replay` end to end against a moto server's S3 and Firehose: every backup shape (plain and gzip),
+# more than 1,000 keys, malformed lines, de-duplication, time windows, dry run, --delete-after, a transient
+# destination failure, a run killed midway and resumed, --to firehose with a partial PutRecordBatch failure
+# injected by a proxy, and the Lambda face's S3 notification.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source tests/lib/python.sh
+ensure_venv
+
+cargo build --quiet --locked -p tracehose-forwarder --bin tracehose
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+python tests/deploy/replay_moto.py "$target_dir/debug/tracehose"
