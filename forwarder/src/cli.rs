@@ -30,6 +30,9 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Subscribe log groups (by name or prefix) to the forwarder or a Firehose stream; idempotent.
     Subscribe(crate::subscribe::SubscribeArgs),
+    /// Serve the Firehose HTTP endpoint: `POST /` takes Firehose deliveries (access key checked, 200 only
+    /// once every line was delivered), `GET /healthz` answers liveness. Stops gracefully on SIGTERM.
+    Serve(crate::endpoint::serve_cli::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Process(args) => run_process(args, limits),
         Command::Replay(args) => crate::replay::main(args, limits),
         Command::Subscribe(args) => crate::subscribe::cli::main(&args),
+        Command::Serve(args) => crate::endpoint::serve_cli::main(args, limits),
     }
 }
 

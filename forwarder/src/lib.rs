@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod correlate;
 pub mod deliver;
+pub mod endpoint;
 pub mod input;
 pub mod lambda;
 pub mod limits;

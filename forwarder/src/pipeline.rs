@@ -37,6 +37,8 @@ const TRUNCATION_MARKER: &str = " [tracehose: truncated]";
 pub struct UnitContext {
     pub firehose_arn: Option<Arc<str>>,
     pub region: Option<Arc<str>>,
+    /// Firehose HTTP endpoint common attributes (a request header, not part of any envelope), in order.
+    pub common_attributes: Arc<[(String, String)]>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,19 @@ impl Pipeline {
         summary: &mut Summary,
         report: &mut dyn FnMut(String),
     ) -> Result<UnitOutcome, S::Error> {
+        self.process_unit_with(unit, Arc::default(), sink, summary, report)
+    }
+
+    /// [`process_unit`](Self::process_unit), with common attributes that came beside the unit rather
+    /// than in it (the Firehose HTTP endpoint's `X-Amz-Firehose-Common-Attributes` header).
+    pub fn process_unit_with<S: Sink>(
+        &mut self,
+        unit: Unit<'_>,
+        common_attributes: Arc<[(String, String)]>,
+        sink: &mut S,
+        summary: &mut Summary,
+        report: &mut dyn FnMut(String),
+    ) -> Result<UnitOutcome, S::Error> {
         let Unit {
             location,
             shape,
@@ -85,7 +100,11 @@ impl Pipeline {
             arrival_ms,
             ..
         } = unit;
-        let context = UnitContext { firehose_arn, region };
+        let context = UnitContext {
+            firehose_arn,
+            region,
+            common_attributes,
+        };
         let mut outcome = UnitOutcome::Complete;
         let mut sink_error = None;
         let limits = self.limits;
@@ -137,8 +156,8 @@ impl Pipeline {
                 .or(self.default_region.as_deref())
                 .map(str::to_owned),
             firehose_arn: context.firehose_arn.as_deref().map(str::to_owned),
-            // Only a Firehose HTTP endpoint request carries them, in a header no input here has.
-            common_attributes: Vec::new(),
+            // Only a Firehose HTTP endpoint request carries them, in a header beside the body.
+            common_attributes: context.common_attributes.to_vec(),
             log_group: payload.log_group.into_owned(),
             log_stream: payload.log_stream.into_owned(),
         });

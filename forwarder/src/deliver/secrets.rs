@@ -8,7 +8,7 @@ use std::fmt;
 use thiserror::Error;
 
 /// Each `*_SECRET_ARN` variable and the variable whose value its secret provides.
-pub const SECRET_VARIABLES: [(&str, &str); 5] = [
+pub const SECRET_VARIABLES: [(&str, &str); 6] = [
     ("DT_CONNECTION_AUTH_TOKEN_SECRET_ARN", "DT_CONNECTION_AUTH_TOKEN"),
     // Dynatrace's own Lambda layer spells it this way; users already have it set.
     (
@@ -24,6 +24,8 @@ pub const SECRET_VARIABLES: [(&str, &str); 5] = [
         "OTEL_EXPORTER_OTLP_HEADERS_SECRET_ARN",
         "OTEL_EXPORTER_OTLP_HEADERS",
     ),
+    // The Firehose HTTP endpoint's access keys (comma-separated), the same secret the stream sends.
+    ("TRACEHOSE_ACCESS_KEYS_SECRET_ARN", "TRACEHOSE_ACCESS_KEYS"),
 ];
 
 #[derive(Debug, Error)]

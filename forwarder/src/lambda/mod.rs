@@ -5,7 +5,8 @@
 //! gets an error (so Lambda retries, then uses the failure destination) only when lines failed for a reason
 //! that may pass, while what can never be delivered is counted and reported; a Firehose transformation gets a
 //! result per record ([`firehose`]), in `transform` or `forward` mode; a `CreateLogGroup` event subscribes
-//! the new log group (`crate::subscribe`).
+//! the new log group (`crate::subscribe`); a function URL or API Gateway event is a Firehose HTTP endpoint
+//! request, answered by `crate::endpoint` with the status and body the spec requires.
 
 mod firehose;
 mod route;
@@ -24,7 +25,8 @@ use tokio::sync::Mutex;
 
 use self::firehose::FirehoseMode;
 use self::route::Routed;
-use crate::deliver::DeliverySetup;
+use crate::deliver::{DeliverySetup, Settings};
+use crate::endpoint::{function_url, AccessKeys, Endpoint, EndpointConfig, EndpointError, Reply};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
 use crate::process::print_summary;
@@ -45,6 +47,14 @@ pub enum HandlerError {
     Event(#[from] subscribe::EventError),
     #[error("subscribing log group {log_group} failed: {detail}")]
     Subscribe { log_group: String, detail: String },
+    #[error("an S3 {event} notification for s3://{bucket}/{key} arrived, but replay from Lambda is not enabled in this build: run `tracehose replay` on the backups instead")]
+    ReplayNotEnabled {
+        event: String,
+        bucket: String,
+        key: String,
+    },
+    #[error("not a recognised event: {what}; expected a CloudWatch Logs subscription (awslogs), a Firehose transformation or HTTP endpoint request (records, or a function URL event), a backup record (rawData), or a CloudTrail CreateLogGroup event")]
+    Unrecognised { what: String },
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -54,6 +64,8 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Delivery(_) | HandlerError::Stage(_) => "tracehose.Delivery",
             HandlerError::Event(_) => "tracehose.InvalidEvent",
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
+            HandlerError::ReplayNotEnabled { .. } => "tracehose.ReplayNotEnabled",
+            HandlerError::Unrecognised { .. } => "tracehose.UnrecognisedEvent",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -72,6 +84,8 @@ pub struct Handler {
     subscriber: Option<Subscriber>,
     delivery: DeliverySetup,
     firehose_mode: FirehoseMode,
+    /// The Firehose HTTP endpoint, for function URL and API Gateway events.
+    endpoint: Option<Arc<Endpoint>>,
 }
 
 /// Time kept back from the invocation's deadline to answer after delivery gave up: a late answer is a
@@ -95,13 +109,23 @@ impl Handler {
             subscriber,
             delivery,
             firehose_mode,
+            endpoint: None,
         }
+    }
+
+    /// Answers function URL and API Gateway events as a Firehose HTTP endpoint.
+    pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(Arc::new(endpoint));
+        self
     }
 
     /// Handles one invocation's raw event and returns the response Lambda passes back to the caller, with
     /// `left` until the invocation's deadline.
     pub async fn handle(&mut self, raw: String, left: Duration) -> Result<Value, HandlerError> {
         let deadline = Instant::now() + left.saturating_sub(margin(left));
+        if let Some(event) = function_url::parse(&raw) {
+            return Ok(function_url::response(&self.answer_http(event, deadline).await));
+        }
         let mut pipeline = self.pipeline.take().unwrap_or_else(|| {
             // A panic on the pipeline's thread lost the warm state: start again rather than fail forever.
             Pipeline::new(self.limits).with_default_region(self.default_region.clone())
@@ -149,13 +173,39 @@ impl Handler {
                 }
                 let mut summary = Summary::default();
                 summary.failed_records += 1;
-                eprintln!(
-                    "tracehose: error: event: not a recognised input: expected one of awslogs, records, logEvents or rawData, or a CloudTrail CreateLogGroup event"
-                );
                 report_summary(&summary);
-                Ok(json!({ "summary": summary_json(&summary) }))
+                Err(unrecognised(&event))
             }
         }
+    }
+
+    /// A Firehose HTTP endpoint request through a function URL or API Gateway: the handler's answer, within
+    /// the invocation's deadline and the endpoint's own.
+    async fn answer_http(&self, mut event: function_url::HttpEvent, deadline: Instant) -> Reply {
+        let headers = event.headers();
+        let Some(endpoint) = &self.endpoint else {
+            return Reply::new(
+                500,
+                "",
+                Some("the Firehose HTTP endpoint is not set up in this handler"),
+            );
+        };
+        if event.method() != "POST" {
+            return endpoint.refuse(
+                &headers,
+                &EndpointError::Method(event.method().chars().take(16).collect()),
+            );
+        }
+        // Before the body is decoded: a caller without the key costs nothing more.
+        if let Err(err) = endpoint.admit(&headers) {
+            return endpoint.refuse(&headers, &err);
+        }
+        let body = match event.take_body() {
+            Ok(body) => body,
+            Err(err) => return endpoint.refuse(&headers, &err),
+        };
+        let deadline = deadline.min(Instant::now() + endpoint.config().deadline);
+        endpoint.handle(headers, body, deadline).await
     }
 
     /// The ledger's human line on stderr and its metrics, in Embedded Metric Format, on stdout (where
@@ -203,6 +253,52 @@ impl Handler {
     }
 }
 
+/// An event no route took: an S3 notification (replay's, once it runs from Lambda), or anything else,
+/// named by its keys so that whoever wired it up can tell what arrived.
+fn unrecognised(raw: &str) -> HandlerError {
+    let event: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+    let s3 = &event["Records"][0];
+    let event_name = s3["eventName"].as_str().unwrap_or_default();
+    if s3["eventSource"] == "aws:s3" && event_name.starts_with("ObjectCreated") {
+        return HandlerError::ReplayNotEnabled {
+            event: event_name.to_owned(),
+            bucket: s3["s3"]["bucket"]["name"].as_str().unwrap_or("?").to_owned(),
+            key: s3["s3"]["object"]["key"].as_str().unwrap_or("?").to_owned(),
+        };
+    }
+    let what = match &event {
+        Value::Object(map) => {
+            let mut keys: Vec<&str> = map.keys().map(String::as_str).take(12).collect();
+            if map.len() > keys.len() {
+                keys.push("...");
+            }
+            let source = map
+                .get("source")
+                .and_then(Value::as_str)
+                .map(|s| format!(" from {s}"));
+            format!(
+                "an object with keys {}{}",
+                keys.join(", "),
+                source.unwrap_or_default()
+            )
+        }
+        Value::Null if !raw.trim().starts_with("null") => "something that is not JSON".to_owned(),
+        other => format!("a JSON {}", json_kind(other)),
+    };
+    HandlerError::Unrecognised { what }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 fn report_summary(summary: &Summary) {
     let _ = print_summary(&mut io::stderr(), summary);
     let _ = io::stderr().flush();
@@ -239,12 +335,25 @@ pub fn main() -> ExitCode {
 async fn run() -> Result<(), lambda_runtime::Error> {
     let limits = Limits::from_env()?;
     let subscriber = Subscriber::from_env().await?;
-    let delivery = DeliverySetup::from_env().await?;
+    // Secrets once, for the destinations and the endpoint's access keys alike.
+    let settings = Settings::from_env().resolve_secrets().await?;
+    let delivery = DeliverySetup::from_settings(&settings)?;
+    // No key is not an error here (most deployments are not behind a function URL): every function URL
+    // request is then refused with a 500 that says so, and Firehose keeps the data.
+    let keys = AccessKeys::from_settings(&settings, false)?;
+    let endpoint_config = EndpointConfig::from_settings(&settings)?;
     let firehose_mode = FirehoseMode::from_lookup(&|name| env::var(name).ok())?;
     eprintln!(
         "tracehose: destinations: {}; Firehose transformations: {:?}",
         delivery.destinations.names().join(", "),
         firehose_mode
+    );
+    let endpoint = Endpoint::new(
+        keys,
+        delivery.clone(),
+        limits,
+        env::var("AWS_REGION").ok(),
+        endpoint_config,
     );
     let handler = Handler::new(
         limits,
@@ -252,7 +361,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         subscriber,
         delivery,
         firehose_mode,
-    );
+    )
+    .with_endpoint(endpoint);
     let handler = Arc::new(Mutex::new(handler));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let handler = Arc::clone(&handler);
