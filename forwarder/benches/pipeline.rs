@@ -11,52 +11,11 @@ use std::hint::black_box;
 use std::io;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tracehose_forwarder::input::decode::{base64_decode, gunzip_capped};
 use tracehose_forwarder::limits::Limits;
 use tracehose_forwarder::output::ndjson::NdjsonSink;
 use tracehose_forwarder::pipeline::Pipeline;
 use tracehose_forwarder::process::process_bytes;
 use tracehose_forwarder::summary::Summary;
-
-/// The payload as a plain serde derive reads it, every string owned: the same floor as every earlier run of
-/// this benchmark, so that ratios stay comparable.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct Payload {
-    message_type: String,
-    owner: String,
-    log_group: String,
-    log_stream: String,
-    subscription_filters: Vec<String>,
-    log_events: Vec<Event>,
-}
-
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct Event {
-    id: String,
-    timestamp: i64,
-    message: String,
-}
-
-/// The unavoidable work: what any forwarder must do before it can look at a single line.
-fn baseline(event: &[u8], limits: &Limits) -> usize {
-    #[derive(serde::Deserialize)]
-    struct Direct {
-        awslogs: Data,
-    }
-    #[derive(serde::Deserialize)]
-    struct Data {
-        data: String,
-    }
-    let direct: Direct = serde_json::from_slice(event).unwrap_or_else(|e| panic!("bench input: {e}"));
-    let gz = base64_decode(&direct.awslogs.data).unwrap_or_else(|e| panic!("bench input: {e}"));
-    let json =
-        gunzip_capped(&gz, limits.max_decompressed_bytes).unwrap_or_else(|e| panic!("bench input: {e}"));
-    let payload: Payload = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("bench input: {e}"));
-    payload.log_events.len()
-}
 
 fn pipeline(event: &[u8], pipeline: &mut Pipeline) -> u64 {
     let mut sink = NdjsonSink::new(io::sink());
@@ -79,7 +38,7 @@ fn bench(c: &mut Criterion) {
         payload.len(),
         payload.len() as f64 / gz.len() as f64
     );
-    assert_eq!(baseline(&event, &limits), lines);
+    assert_eq!(support::floor(&event, &limits), lines);
     assert_eq!(pipeline(&event, &mut Pipeline::new(limits)), lines as u64);
 
     let groups: [(&str, Throughput); 3] = [
@@ -91,7 +50,7 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         group.throughput(throughput).sample_size(20);
         group.bench_function("baseline_b64_gunzip_json", |b| {
-            b.iter(|| baseline(black_box(&event), &limits))
+            b.iter(|| support::floor(black_box(&event), &limits))
         });
         let mut warm = Pipeline::new(limits);
         group.bench_function("pipeline_to_ndjson", |b| {

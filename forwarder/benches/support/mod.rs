@@ -165,3 +165,46 @@ pub fn firehose_event(target_bytes: usize) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// The payload as a plain serde derive reads it, every string owned: the same floor as every earlier run of
+/// the benchmarks, so that ratios stay comparable.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct FloorPayload {
+    message_type: String,
+    owner: String,
+    log_group: String,
+    log_stream: String,
+    subscription_filters: Vec<String>,
+    log_events: Vec<FloorEvent>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct FloorEvent {
+    id: String,
+    timestamp: i64,
+    message: String,
+}
+
+/// The unavoidable work, what any forwarder must do before it can look at a single line: base64 decode,
+/// gunzip and JSON parse of a direct subscription event. Returns the number of log events.
+#[allow(dead_code)]
+pub fn floor(event: &[u8], limits: &tracehose_forwarder::limits::Limits) -> usize {
+    use tracehose_forwarder::input::decode::{base64_decode, gunzip_capped};
+    #[derive(serde::Deserialize)]
+    struct Direct {
+        awslogs: Data,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        data: String,
+    }
+    let direct: Direct = serde_json::from_slice(event).unwrap_or_else(|e| panic!("bench input: {e}"));
+    let gz = base64_decode(&direct.awslogs.data).unwrap_or_else(|e| panic!("bench input: {e}"));
+    let json =
+        gunzip_capped(&gz, limits.max_decompressed_bytes).unwrap_or_else(|e| panic!("bench input: {e}"));
+    let payload: FloorPayload = serde_json::from_slice(&json).unwrap_or_else(|e| panic!("bench input: {e}"));
+    payload.log_events.len()
+}

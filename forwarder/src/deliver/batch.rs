@@ -9,6 +9,9 @@ use std::sync::Arc;
 use super::encode::{Encoder, Entries};
 use crate::record::LogRecord;
 
+/// A batch's buffer is allocated at most this large up front; a larger one grows as it fills.
+const MAX_PREALLOCATED: usize = 4 << 20;
+
 /// A batch ready to send.
 #[derive(Debug)]
 pub struct Sealed {
@@ -33,8 +36,6 @@ pub struct Batcher {
     body_bytes: usize,
     first_line: u64,
     truncated: u64,
-    /// Scratch space for one entry, reused.
-    scratch: Vec<u8>,
 }
 
 /// What adding a record did.
@@ -59,17 +60,25 @@ impl Batcher {
             entries: Entries::default(),
             first_line: 0,
             truncated: 0,
-            scratch: Vec::new(),
         }
     }
 
     /// Adds `record`, which is line number `line`; line numbers only grow.
     pub fn add(&mut self, record: &LogRecord, line: u64) -> Added {
-        self.scratch.clear();
-        let encoded = self.encoder.encode(record, &mut self.scratch);
+        if self.entries.data.capacity() == 0 {
+            // One allocation per batch instead of a doubling series: the batch fills up to its limit anyway.
+            self.entries
+                .data
+                .reserve(self.max_body_bytes.min(MAX_PREALLOCATED));
+        }
+        // Encoded in place; moved to a new batch only in the rare case it does not fit this one.
+        let start = self.entries.data.len();
+        let encoded = self.encoder.encode(record, &mut self.entries.data);
+        let entry_len = self.entries.data.len() - start;
         let run_cost = self.encoder.run_overhead(&record.source);
-        let entry_cost = self.scratch.len() + self.encoder.entry_overhead(self.scratch.len());
+        let entry_cost = entry_len + self.encoder.entry_overhead(entry_len);
         if self.encoder.body_overhead() + run_cost + entry_cost > self.max_body_bytes {
+            self.entries.data.truncate(start);
             // Sealing keeps each batch's lines contiguous: this line is the gap between two batches.
             return Added {
                 sealed: self.seal(),
@@ -84,7 +93,12 @@ impl Batcher {
         let mut cost = entry_cost + if continues_run { 0 } else { run_cost };
         let mut sealed = None;
         if self.entries.len() >= self.max_entries || self.body_bytes + cost > self.max_body_bytes {
+            let entry = self.entries.data.split_off(start);
             sealed = self.seal();
+            self.entries
+                .data
+                .reserve(self.max_body_bytes.min(MAX_PREALLOCATED));
+            self.entries.data.extend_from_slice(&entry);
             cost = entry_cost + run_cost;
         }
         if self.entries.is_empty() {
@@ -95,7 +109,6 @@ impl Batcher {
                 .sources
                 .push((self.entries.len(), Arc::clone(&record.source)));
         }
-        self.entries.data.extend_from_slice(&self.scratch);
         self.entries.ends.push(self.entries.data.len());
         self.body_bytes += cost;
         self.truncated += u64::from(encoded.truncated);

@@ -28,6 +28,8 @@ pub enum ConfigError {
     Filter(#[from] FilterError),
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
+    #[error(transparent)]
+    Encoder(#[from] super::encode::SettingsError),
     #[error("{var} is set but {missing} is not")]
     Incomplete {
         var: &'static str,
@@ -198,10 +200,7 @@ fn dynatrace(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDesti
         AUTHORIZATION,
         secret_header(var, format!("Api-Token {}", token.trim()))?,
     );
-    let settings = DynatraceSettings::from_lookup(lookup).map_err(|e| ConfigError::Invalid {
-        var: "TRACEHOSE_DT_LIMITS",
-        reason: e.to_string(),
-    })?;
+    let settings = DynatraceSettings::from_lookup(lookup)?;
     let encoder: Arc<dyn Encoder> = Arc::new(DynatraceEncoder::new(settings));
     Ok(Some(http(
         encoder,
@@ -216,10 +215,7 @@ fn otlp(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestinatio
     let Some(destination) = otlp_from_env(Signal::Logs, lookup)? else {
         return Ok(None);
     };
-    let settings = OtlpSettings::from_lookup(lookup).map_err(|e| ConfigError::Invalid {
-        var: "OTEL_RESOURCE_ATTRIBUTES",
-        reason: e.to_string(),
-    })?;
+    let settings = OtlpSettings::from_lookup(lookup)?;
     let limits = RequestLimits {
         max_body_bytes: destination.max_body_bytes.min(OTLP_LIMITS.max_body_bytes),
         ..OTLP_LIMITS
@@ -261,10 +257,7 @@ fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestina
         HeaderName::from_static("dd-api-key"),
         secret_header(KEY, key.trim().to_owned())?,
     );
-    let settings = DatadogSettings::from_lookup(lookup).map_err(|e| ConfigError::Invalid {
-        var: "DD_TAGS",
-        reason: e.to_string(),
-    })?;
+    let settings = DatadogSettings::from_lookup(lookup)?;
     let encoder: Arc<dyn Encoder> = Arc::new(DatadogEncoder::new(settings));
     Ok(Some(http(
         encoder,

@@ -68,6 +68,11 @@ fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 pub(crate) fn push_str_within(out: &mut Vec<u8>, s: &str, max_text: usize, max_json: usize) -> bool {
     let bytes = s.as_bytes();
     let json_budget = max_json.saturating_sub(2);
+    // Nearly every string fits even if every byte needed the longest escape: one pass, no counting.
+    if bytes.len() <= max_text && bytes.len().saturating_mul(6) <= json_budget {
+        push_str(out, s);
+        return false;
+    }
     let mut escaped = 0usize;
     // The longest prefix ending on a char boundary that leaves room for the marker, found in the same pass.
     let text_room = max_text.saturating_sub(TRUNCATED.len());
