@@ -8,7 +8,13 @@ locals {
   partition  = data.aws_partition.current.partition
 
   delivery_log_stream = "DestinationDelivery"
-  backup_log_stream   = "BackupDelivery"
+
+  # A Lambda function URL takes at most 6 MB per request and answers a larger one 413, which Firehose
+  # never backs up (FORMATS.md section 5). The buffering size counts data before base64 and the JSON
+  # around it: 3 MiB keeps every request under 6 MB, so the module never buffers more for a function URL.
+  function_url_endpoint = can(regex("^https://[^/]+\\.lambda-url\\.[a-z0-9-]+\\.on\\.aws(/|$)", var.endpoint_url))
+  buffering_size        = local.function_url_endpoint ? min(var.buffering_size, 3) : var.buffering_size
+  backup_log_stream     = "BackupDelivery"
 }
 
 module "names" {
@@ -165,7 +171,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     url                = var.endpoint_url
     name               = var.endpoint_name
     role_arn           = aws_iam_role.firehose.arn
-    buffering_size     = var.buffering_size
+    buffering_size     = local.buffering_size
     buffering_interval = var.buffering_interval
     retry_duration     = var.retry_duration
     s3_backup_mode     = "FailedDataOnly"

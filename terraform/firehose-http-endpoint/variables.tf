@@ -47,7 +47,7 @@ variable "access_key_kms_key_arn" {
 }
 
 variable "buffering_size" {
-  description = "MiB Firehose buffers before a delivery (1 to 64). Small keeps latency low; the forwarder and Dynatrace accept up to 64."
+  description = "MiB Firehose buffers before a delivery (1 to 64). Small keeps latency low; `tracehose serve` and Dynatrace accept up to 64. For a Lambda function URL endpoint (*.lambda-url.<region>.on.aws) the module uses at most 3, so that no request exceeds the URL's 6 MB limit (a 413 there is never backed up)."
   type        = number
   default     = 1
 

@@ -165,7 +165,7 @@ variable "allow_cloudwatch_logs" {
 }
 
 variable "function_url" {
-  description = "Create a function URL so the forwarder can serve as a Firehose HTTP endpoint. Firehose cannot sign requests, so the URL is public and the forwarder checks the Firehose access key itself: set its secret in secret_arns."
+  description = "Create a function URL so the forwarder can serve as a Firehose HTTP endpoint. Firehose cannot sign requests, so the URL is public and the forwarder checks the Firehose access key itself: set its secret in secret_arns as TRACEHOSE_ACCESS_KEYS_SECRET_ARN (without it every request is refused)."
   type        = bool
   default     = false
 }

@@ -47,9 +47,9 @@ impl AccessKeys {
     /// From resolved settings (secrets already read); `insecure` from the command line, or else
     /// `TRACEHOSE_INSECURE_NO_ACCESS_KEY`. Keys win over `insecure` when both are given.
     pub fn from_settings(settings: &Settings, insecure: bool) -> Result<Self, AuthConfigError> {
-        let keys: Vec<Vec<u8>> = settings
-            .get(KEYS_VAR)
-            .unwrap_or_default()
+        let value = settings.get(KEYS_VAR).unwrap_or_default();
+        let keys: Vec<Vec<u8>> = api_key_field(&value)
+            .unwrap_or(&value)
             .split(',')
             .map(str::trim)
             .filter(|k| !k.is_empty())
@@ -96,6 +96,20 @@ impl AccessKeys {
     }
 }
 
+/// Firehose reads its access key from a secret shaped `{"api_key":"..."}`; the forwarder is given the same
+/// secret, so that shape is read too. `None` for a plain list of keys.
+fn api_key_field(value: &str) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Secret<'a> {
+        api_key: &'a str,
+    }
+    let value = value.trim();
+    if !value.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Secret<'_>>(value).ok().map(|s| s.api_key)
+}
+
 /// Equal lengths and equal bytes, in time that depends only on the lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
@@ -127,6 +141,13 @@ mod tests {
         assert!(matches!(k.check(None), Err(EndpointError::MissingKey)));
         assert!(!format!("{k:?}").contains("key,"));
         assert!(!format!("{k:?}").contains("old"));
+    }
+
+    #[test]
+    fn the_secret_firehose_reads_is_read_too() {
+        let k = keys(&[(KEYS_VAR, r#"{"api_key":"from-secret"}"#)], false).unwrap();
+        assert!(k.check(Some("from-secret")).is_ok());
+        assert!(k.check(Some(r#"{"api_key":"from-secret"}"#)).is_err());
     }
 
     #[test]

@@ -13,7 +13,8 @@ module "forwarder" {
     OTEL_EXPORTER_OTLP_ENDPOINT = var.otlp_endpoint
   }
   secret_arns = {
-    TRACEHOSE_FIREHOSE_ACCESS_KEY_SECRET_ARN = var.access_key_secret_arn
+    # The same secret the stream sends its access key from (JSON {"api_key": "..."}).
+    TRACEHOSE_ACCESS_KEYS_SECRET_ARN = var.access_key_secret_arn
   }
 }
 
