@@ -331,6 +331,194 @@ def a_run_killed_midway_resumes_without_resending_confirmed_records_or_losing_an
     assert set(sent_first) | set(sent_second) == expected
 
 
+class FailingProxy:
+    """Passes every request to moto, except that in the first `fail_calls` PutRecordBatch calls every other
+    record is held back and answered as failed (ServiceUnavailableException), as Firehose does in a partial
+    failure: those records never reach moto, so each record must reach it exactly once in the end."""
+
+    def __init__(self, upstream, fail_calls=1):
+        self.upstream = upstream.replace("http://", "")
+        self.fail_calls = fail_calls
+        self.calls = []  # records per PutRecordBatch call, in order
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                target = self.headers.get("X-Amz-Target", "")
+                held = []
+                if target.endswith("PutRecordBatch"):
+                    request = json.loads(body)
+                    records = request["Records"]
+                    with proxy.lock:
+                        proxy.calls.append(len(records))
+                        failing = len(proxy.calls) <= proxy.fail_calls
+                    if failing:
+                        held = [i for i in range(len(records)) if i % 2 == 1]
+                        request["Records"] = [r for i, r in enumerate(records) if i % 2 == 0]
+                        body = json.dumps(request).encode()
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "host")}
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                conn.request("POST", self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                if held and reply.status == 200:
+                    answer = json.loads(data)
+                    passed = iter(answer["RequestResponses"])
+                    merged = []
+                    for i in range(len(held) + len(answer["RequestResponses"])):
+                        if i in held:
+                            merged.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "injected"})
+                        else:
+                            merged.append(next(passed))
+                    answer["RequestResponses"] = merged
+                    answer["FailedPutCount"] = len(held)
+                    data = json.dumps(answer).encode()
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def firehose_stream(env, name):
+    dest = f"{name}-dest"
+    env.s3.create_bucket(Bucket=dest)
+    role = f"arn:aws:iam::123456789012:role/{name}"
+    env.firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={"RoleARN": role, "BucketARN": f"arn:aws:s3:::{dest}"},
+    )
+    return dest
+
+
+def delivered_to_stream(env, dest):
+    """Messages of every record moto's Firehose wrote into the destination bucket: records are gzipped
+    subscription payloads, back to back."""
+    messages = []
+    for key in env.keys(dest):
+        data = env.s3.get_object(Bucket=dest, Key=key)["Body"].read()
+        text = gzip.decompress(data).decode()
+        decoder = json.JSONDecoder()
+        at = 0
+        while at < len(text):
+            obj, at = decoder.raw_decode(text, at)
+            messages += [e["message"] for e in obj["logEvents"]]
+    return messages
+
+
+@case
+def to_firehose_sends_the_original_records_and_resends_only_failed_entries(env):
+    b = env.bucket()
+    records = [([f"f{i}"], f"fd{i}") for i in range(30)]
+    env.put(b, f"err/http-endpoint-failed/{HOUR}/a", backup_object(records[:20], gz=True))
+    env.put(b, f"err/http-endpoint-failed/{HOUR}/b", backup_object(records[20:]))
+    env.put(b, f"cw/{HOUR}/c", cloudwatch_object([[["cw1"]], [["cw2"], ["cw3"]]]))
+    dest = firehose_stream(env, "replayed")
+    proxy = FailingProxy(env.endpoint, fail_calls=1)
+    try:
+        extra = {"AWS_ENDPOINT_URL_FIREHOSE": proxy.url}
+        proc = env.run(f"s3://{b}/", "--to", "firehose:replayed", "--concurrency", "1", "--delete-after", extra_env=extra)
+    finally:
+        proxy.close()
+    got = delivered_to_stream(env, dest)
+    want = [f"f{i}" for i in range(30)] + ["cw1", "cw2", "cw3"]
+    assert sorted(got) == sorted(want), sorted(got)
+    first = proxy.calls[0]
+    # The call after the partial failure holds exactly the entries that failed, and nothing else.
+    assert proxy.calls[1] == first // 2, proxy.calls
+    assert stat(proc.stderr, "records") == 32, proc.stderr
+    assert env.keys(b) == [], env.keys(b)
+
+
+def wait_for(path, text, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if os.path.exists(path) and text in open(path, errors="replace").read():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {text!r} in {path} after {seconds} s")
+
+
+def s3_notification(bucket, key):
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION, "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": key.replace(" ", "+"), "size": 1}},
+    }]}
+
+
+@case
+def the_lambda_face_replays_a_notified_object_and_stops_after_max_attempts(env):
+    b = env.bucket()
+    key = f"err/http-endpoint-failed/{HOUR}/with space"
+    env.put(b, key, backup_object([(["l1", "l2"], "l1"), (["l3"], "l3")], gz=True))
+    tired = f"err/http-endpoint-failed/{HOUR}/tired"
+    env.s3.put_object(Bucket=b, Key=tired, Body=backup_object([(["never"], "n")]), Tagging="tracehose-replay-attempts=2&team=x")
+    port = free_port()
+    cargo_lambda = os.path.join(os.path.dirname(sys.executable), "cargo-lambda")
+    watch_log, out_log, err_log = env.path("watch.log"), env.path("fn.out"), env.path("fn.err")
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [cargo_lambda, "lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", str(port)],
+            cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../forwarder"),
+            stdout=open(watch_log, "w"), stderr=subprocess.STDOUT,
+        ))
+        wait_for(watch_log, "starting Runtime server", 60)
+        fn_env = env.env({
+            "AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{port}/.rt",
+            "AWS_LAMBDA_FUNCTION_NAME": "_", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512", "TRACEHOSE_REPLAY_MAX_ATTEMPTS": "2",
+        })
+        procs.append(subprocess.Popen([BINARY], env=fn_env, stdout=open(out_log, "w"), stderr=open(err_log, "w")))
+
+        def invoke(bucket, k):
+            data = json.dumps(s3_notification(bucket, k))
+            return subprocess.run(
+                [cargo_lambda, "lambda", "invoke", "-A", "127.0.0.1", "-P", str(port), "--data-ascii", data, "_"],
+                capture_output=True, text=True, timeout=120,
+            )
+
+        done = invoke(b, key)
+        assert done.returncode == 0, done.stderr + open(err_log).read()
+        answer = json.loads(done.stdout)
+        assert answer["replayed"][0]["complete"] is True, answer
+        wait_for(out_log, '"message":"l3"', 10)
+        assert sorted(messages_of(open(out_log).read())) == ["l1", "l2", "l3"]
+        tags = env.s3.get_object_tagging(Bucket=b, Key=key)["TagSet"]
+        assert {"Key": "tracehose-replay-attempts", "Value": "1"} in tags, tags
+
+        skipped = invoke(b, tired)
+        assert skipped.returncode == 0, skipped.stderr
+        assert json.loads(skipped.stdout)["replayed"][0]["skipped"] == "too many attempts", skipped.stdout
+        assert "not replayed: already tried 2 times" in open(err_log).read()
+        assert "never" not in open(out_log).read()
+        tags = {t["Key"]: t["Value"] for t in env.s3.get_object_tagging(Bucket=b, Key=tired)["TagSet"]}
+        assert tags == {"tracehose-replay-attempts": "3", "team": "x"}, tags
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def main():
     if not os.access(BINARY, os.X_OK):
         print(f"replay e2e: binary {BINARY} not found", file=sys.stderr)

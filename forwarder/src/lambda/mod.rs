@@ -55,6 +55,8 @@ pub enum HandlerError {
     },
     #[error("not a recognised event: {what}; expected a CloudWatch Logs subscription (awslogs), a Firehose transformation or HTTP endpoint request (records, or a function URL event), a backup record (rawData), or a CloudTrail CreateLogGroup event")]
     Unrecognised { what: String },
+    #[error(transparent)]
+    Replay(#[from] crate::replay::lambda::LambdaError),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -66,6 +68,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
             HandlerError::ReplayNotEnabled { .. } => "tracehose.ReplayNotEnabled",
             HandlerError::Unrecognised { .. } => "tracehose.UnrecognisedEvent",
+            HandlerError::Replay(_) => "tracehose.Replay",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_owned(),
@@ -168,6 +171,12 @@ impl Handler {
                 Ok(json!({ "summary": summary_json(&summary) }))
             }
             Routed::Unrecognised => {
+                // An S3 ObjectCreated notification for a Firehose backup object: replay that object.
+                if let Some(replayed) =
+                    crate::replay::lambda::handle_s3_event(&event, self.limits, &self.delivery).await
+                {
+                    return Ok(replayed?);
+                }
                 if let Some(response) = self.route_event_bridge(&event).await? {
                     return Ok(response);
                 }

@@ -2,7 +2,7 @@
 //! plain CloudWatch-to-S3 objects, back through the destinations or into a Firehose stream (DESIGN.md,
 //! Replay). [`list`] pages through the objects, [`read`] streams each one as records, [`destinations`] and
 //! [`to_firehose`] send them and say which were confirmed, [`checkpoint`] remembers that across runs,
-//! [`dedup`] drops `dataId`s already sent in the run.
+//! [`dedup`] drops `dataId`s already sent in the run, [`lambda`] replays the object an S3 notification names.
 //!
 //! Failure table: a record that cannot be read is reported (object key and line) and counted, and the rest
 //! goes on; a transient failure is retried (by the delivery stage, or here for PutRecordBatch) and then stops
@@ -12,6 +12,7 @@ pub mod args;
 pub mod checkpoint;
 pub mod dedup;
 mod destinations;
+pub mod lambda;
 pub mod list;
 pub mod progress;
 pub mod read;

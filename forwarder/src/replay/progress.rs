@@ -55,6 +55,14 @@ impl Progress {
         }
     }
 
+    /// No bar at all (the Lambda face).
+    pub fn hidden() -> Self {
+        Self {
+            bar: ProgressBar::hidden(),
+            started: Instant::now(),
+        }
+    }
+
     pub fn update(&self, stats: &Stats) {
         if self.bar.is_hidden() {
             return;
