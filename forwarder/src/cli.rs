@@ -24,7 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Decode CloudWatch Logs subscription data in any shape (direct subscription event, Firehose
     /// transformation event, Firehose HTTP endpoint body, raw or gzipped payloads, Firehose S3 objects and
-    /// failed-data backups), correlate every line with its trace, and write NDJSON to stdout.
+    /// failed-data backups), correlate every line with its trace, and ship the records to the configured
+    /// destinations (Dynatrace: DT_CONNECTION_BASE_URL; OTLP: OTEL_EXPORTER_OTLP_ENDPOINT; Datadog:
+    /// DD_API_KEY; TRACEHOSE_FILE; TRACEHOSE_STDOUT), or write NDJSON to stdout when none is configured.
+    /// Exits 1 when anything could not be read or delivered, 2 on a configuration error.
     Process(ProcessArgs),
     /// Replay Firehose S3 failed-data backups through the destinations or back into a Firehose stream.
     Replay(crate::replay::ReplayArgs),

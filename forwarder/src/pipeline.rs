@@ -231,18 +231,23 @@ pub fn count_input_error(err: &InputError, summary: &mut Summary) {
 
 /// The message as forwarded: trailing whitespace (the newline most loggers end with) removed, and cut to
 /// `max` bytes with a visible marker when longer. Returns whether it was cut.
-fn forwarded_message(message: Cow<'_, str>, max: usize) -> (String, bool) {
+fn forwarded_message(message: Cow<'_, str>, max: usize) -> (Cow<'_, str>, bool) {
     let text_len = message.trim_end().len();
     if text_len <= max {
-        let mut owned = message.into_owned();
-        owned.truncate(text_len);
-        return (owned, false);
+        let kept = match message {
+            Cow::Borrowed(text) => Cow::Borrowed(&text[..text_len]),
+            Cow::Owned(mut text) => {
+                text.truncate(text_len);
+                Cow::Owned(text)
+            }
+        };
+        return (kept, false);
     }
     let keep = floor_char_boundary(&message, max.saturating_sub(TRUNCATION_MARKER.len()));
     let mut cut = String::with_capacity(keep + TRUNCATION_MARKER.len());
     cut.push_str(&message[..keep]);
     cut.push_str(TRUNCATION_MARKER);
-    (cut, true)
+    (Cow::Owned(cut), true)
 }
 
 /// The largest index not above `at` that is a char boundary of `text` (at most 3 steps back).
@@ -274,7 +279,7 @@ mod tests {
     #[test]
     fn oversize_messages_are_cut_with_a_marker_on_a_char_boundary() {
         let (kept, cut) = forwarded_message(Cow::Borrowed("short\n"), 100);
-        assert_eq!((kept.as_str(), cut), ("short", false));
+        assert_eq!((kept.as_ref(), cut), ("short", false));
         let long = "é".repeat(100);
         let (kept, cut) = forwarded_message(Cow::Borrowed(&long), 64);
         assert!(cut);

@@ -1,5 +1,6 @@
 //! The one internal log record every input is turned into and every destination maps from (DESIGN.md).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use tracehose_tracecontext::{SpanId, TraceId};
@@ -47,10 +48,11 @@ impl Join {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct LogRecord {
+pub struct LogRecord<'a> {
     /// Epoch milliseconds, from the CloudWatch log event.
     pub timestamp_ms: i64,
-    pub message: String,
+    /// Borrowed from the decoded input whenever it can be: destinations encode it where it lies.
+    pub message: Cow<'a, str>,
     pub severity: Severity,
     pub trace_id: Option<TraceId>,
     pub span_id: Option<SpanId>,
@@ -104,7 +106,7 @@ impl Source {
     }
 }
 
-impl LogRecord {
+impl LogRecord<'_> {
     /// The record's own typed attributes (not its source's), flat, with OpenTelemetry names where one exists
     /// and `aws.lambda.*` otherwise: cold start, platform event, REPORT metrics and details, how it was joined.
     /// The request id and trace context are not among them: every destination has its own place for those.

@@ -80,7 +80,7 @@ impl LocalDestination {
         }
     }
 
-    fn write(&mut self, record: LogRecord, line: u64) {
+    fn write(&mut self, record: LogRecord<'_>, line: u64) {
         self.ledger.received += 1;
         if self.error.is_none() {
             if let Err(err) = self.sink.write(record) {
@@ -189,13 +189,13 @@ impl DeliverySink {
 impl Sink for DeliverySink {
     type Error = DeliveryError;
 
-    fn write(&mut self, mut record: LogRecord) -> Result<(), DeliveryError> {
+    fn write(&mut self, mut record: LogRecord<'_>) -> Result<(), DeliveryError> {
         if !self.filter.keeps(&record.message) {
             self.report.filtered += 1;
             return Ok(());
         }
         if let std::borrow::Cow::Owned(scrubbed) = self.filter.scrub(&record.message) {
-            record.message = scrubbed;
+            record.message = std::borrow::Cow::Owned(scrubbed);
         }
         let line = self.report.lines;
         self.report.lines += 1;

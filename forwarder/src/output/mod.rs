@@ -10,7 +10,7 @@ use crate::record::LogRecord;
 pub trait Sink {
     type Error: std::error::Error + Send + Sync + 'static;
 
-    fn write(&mut self, record: LogRecord) -> Result<(), Self::Error>;
+    fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error>;
 
     fn flush(&mut self) -> Result<(), Self::Error>;
 }

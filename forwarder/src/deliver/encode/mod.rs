@@ -243,10 +243,10 @@ mod testing {
     }
 
     /// An application line joined to its trace.
-    pub fn line(source: &Arc<Source>, message: &str) -> LogRecord {
+    pub fn line(source: &Arc<Source>, message: &str) -> LogRecord<'static> {
         LogRecord {
             timestamp_ms: 1_700_000_000_123,
-            message: message.to_owned(),
+            message: message.to_owned().into(),
             severity: Severity::Warn,
             trace_id: TraceId::from_hex(TRACE),
             span_id: SpanId::from_hex(SPAN),
@@ -260,9 +260,9 @@ mod testing {
     }
 
     /// A REPORT line, without trace context.
-    pub fn report(source: &Arc<Source>) -> LogRecord {
+    pub fn report(source: &Arc<Source>) -> LogRecord<'static> {
         LogRecord {
-            message: "REPORT RequestId: 8f5b1c2e Duration: 12.50 ms".to_owned(),
+            message: "REPORT RequestId: 8f5b1c2e Duration: 12.50 ms".into(),
             severity: Severity::Unspecified,
             trace_id: None,
             span_id: None,
