@@ -4,12 +4,13 @@
 //! backend's partial success counts the lines it refused. Every line ends delivered, failed or rejected in
 //! the ledger.
 
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tracehose_export::{compress, send_for_response, Destination, ExportError, RetryPolicy};
 
 use super::batch::Sealed;
@@ -60,8 +61,8 @@ pub(super) async fn run(
         .iter()
         .map(|_| Arc::new(Semaphore::new(options.max_in_flight.max(1))))
         .collect();
+    let mut tally = Tally::new(&destinations, report);
     let mut in_flight = JoinSet::new();
-    let mut outcomes = Vec::new();
     let mut sink_report = None;
     while let Some(message) = rx.recv().await {
         let sealed = match message {
@@ -71,8 +72,8 @@ pub(super) async fn run(
                 continue;
             }
         };
-        while let Some(done) = in_flight.try_join_next() {
-            outcomes.extend(done.ok());
+        while let Some(done) = in_flight.try_join_next_with_id() {
+            tally.add(done);
         }
         // Waiting for a permit stops reading the channel, which stops the producer: the backpressure.
         let Ok(permit) = Arc::clone(&permits[sealed.lane]).acquire_owned().await else {
@@ -80,72 +81,113 @@ pub(super) async fn run(
         };
         let target = destinations[sealed.lane].clone();
         let (client, options) = (client.clone(), options.clone());
-        in_flight.spawn(async move {
+        let (lane, lines) = (sealed.lane, sealed.lines.clone());
+        let task = in_flight.spawn(async move {
             let outcome = send_batch(&client, &target, sealed, &options).await;
             drop(permit);
             outcome
         });
+        tally.pending.insert(task.id(), (lane, lines));
     }
-    while let Some(done) = in_flight.join_next().await {
-        outcomes.extend(done.ok());
+    while let Some(done) = in_flight.join_next_with_id().await {
+        tally.add(done);
     }
-    let mut seen_errors = std::collections::BTreeSet::new();
-    for outcome in &outcomes {
-        for error in &outcome.errors {
-            if seen_errors.insert(error.clone()) {
-                report(error.clone());
-            }
-        }
-    }
-    ledger(&destinations, sink_report.unwrap_or_default(), outcomes)
+    tally.finish(sink_report.unwrap_or_default())
 }
 
-fn ledger(destinations: &[HttpDestination], report: SinkReport, outcomes: Vec<BatchOutcome>) -> Ledger {
-    let mut ledger = Ledger {
-        lines: report.lines,
-        filtered: report.filtered,
-        unit_starts: report.unit_starts,
-        ..Ledger::default()
-    };
-    let mut accounted = vec![LineSet::default(); destinations.len()];
-    ledger.destinations = destinations
-        .iter()
-        .enumerate()
-        .map(|(i, d)| DestinationLedger {
-            name: d.encoder.name(),
-            received: report.offered.get(i).copied().unwrap_or(0),
-            ..DestinationLedger::default()
-        })
-        .collect();
-    for outcome in outcomes {
-        let d = &mut ledger.destinations[outcome.lane];
+/// The ledger as batches end, so that memory does not grow with the number of batches of a long run; each
+/// distinct error is reported once, when first seen.
+struct Tally<R: Fn(String)> {
+    ledger: Ledger,
+    /// The lines of each batch still in flight: if its task dies, they are failed, not forgotten.
+    pending: HashMap<tokio::task::Id, (usize, Range<u64>)>,
+    seen_errors: BTreeSet<String>,
+    report: R,
+}
+
+impl<R: Fn(String)> Tally<R> {
+    fn new(destinations: &[HttpDestination], report: R) -> Self {
+        let ledger = Ledger {
+            destinations: destinations
+                .iter()
+                .map(|d| DestinationLedger {
+                    name: d.encoder.name(),
+                    ..DestinationLedger::default()
+                })
+                .collect(),
+            ..Ledger::default()
+        };
+        Self {
+            ledger,
+            pending: HashMap::new(),
+            seen_errors: BTreeSet::new(),
+            report,
+        }
+    }
+
+    fn error(&mut self, error: String) {
+        if !self.seen_errors.contains(&error) {
+            (self.report)(error.clone());
+            self.seen_errors.insert(error);
+        }
+    }
+
+    fn add(&mut self, done: Result<(tokio::task::Id, BatchOutcome), JoinError>) {
+        let outcome = match done {
+            Ok((id, outcome)) => {
+                self.pending.remove(&id);
+                outcome
+            }
+            Err(err) => {
+                if let Some((lane, lines)) = self.pending.remove(&err.id()) {
+                    let name = self.ledger.destinations[lane].name;
+                    self.ledger.destinations[lane].failed += lines.end - lines.start;
+                    self.ledger.failed.insert(lines);
+                    self.error(format!("{name}: a sending task failed: {err}"));
+                }
+                return;
+            }
+        };
+        let d = &mut self.ledger.destinations[outcome.lane];
         d.delivered += outcome.delivered;
         d.retried += outcome.retried;
         d.requests += outcome.requests;
         d.truncated += outcome.truncated;
         d.failed += outcome.failed.len();
         d.rejected += outcome.rejected.len();
-        ledger.failed.union(&outcome.failed);
-        ledger.rejected.union(&outcome.rejected);
-    }
-    for (i, too_large) in report.too_large.iter().enumerate() {
-        ledger.destinations[i].rejected += too_large.len();
-        ledger.rejected.union(too_large);
-        accounted[i].union(too_large);
-    }
-    // Lines a destination was offered but never heard of again (the producer stopped before sealing, or a
-    // sending task died) are failures too: nothing vanishes from the counts.
-    for d in &mut ledger.destinations {
-        let ended = d.delivered + d.failed + d.rejected;
-        if d.received > ended {
-            d.failed += d.received - ended;
+        self.ledger.failed.union(&outcome.failed);
+        self.ledger.rejected.union(&outcome.rejected);
+        for error in outcome.errors {
+            self.error(error);
         }
     }
-    for (local, failed) in report.local {
-        ledger.failed.union(&failed);
-        ledger.destinations.push(local);
+
+    fn finish(mut self, report: SinkReport) -> Ledger {
+        let ledger = &mut self.ledger;
+        ledger.lines = report.lines;
+        ledger.filtered = report.filtered;
+        ledger.unit_starts = report.unit_starts;
+        for (i, d) in ledger.destinations.iter_mut().enumerate() {
+            d.received = report.offered.get(i).copied().unwrap_or(0);
+        }
+        for (i, too_large) in report.too_large.iter().enumerate() {
+            ledger.destinations[i].rejected += too_large.len();
+            ledger.rejected.union(too_large);
+        }
+        // Lines a destination was offered but never heard of again (the producer stopped before sealing)
+        // are failures too: nothing vanishes from the counts.
+        for d in &mut ledger.destinations {
+            let ended = d.delivered + d.failed + d.rejected;
+            if d.received > ended {
+                d.failed += d.received - ended;
+            }
+        }
+        for (local, failed) in report.local {
+            ledger.failed.union(&failed);
+            ledger.destinations.push(local);
+        }
+        self.ledger
     }
-    ledger
 }
 
 async fn send_batch(
