@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::assert_every_event_counted;
 use tracehose_forwarder::input::{split_input, Shape};
 use tracehose_forwarder::limits::Limits;
 use tracehose_forwarder::output::ndjson::NdjsonSink;
@@ -65,15 +68,7 @@ fn samples_match_their_expected_output() {
     let mut expected_files = BTreeSet::new();
     for (case, files) in cases() {
         let (ndjson, stderr, summary) = run_case(&files);
-        assert_eq!(
-            summary.events_in,
-            summary.delivered
-                + summary.filtered
-                + summary.control_messages
-                + summary.failed_events
-                + summary.invalid_events,
-            "{case}: every event ends in exactly one outcome"
-        );
+        assert_every_event_counted(&summary, &case);
         for (ext, actual) in [("ndjson", &ndjson), ("stderr", &stderr)] {
             let path = expected_dir.join(format!("{case}.{ext}"));
             expected_files.insert(path.clone());

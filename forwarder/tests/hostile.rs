@@ -3,11 +3,9 @@
 //! each counted where it belongs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod common;
 
-use base64::Engine as _;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use common::{assert_every_event_counted, b64, gzip};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tracehose_forwarder::limits::Limits;
@@ -15,16 +13,6 @@ use tracehose_forwarder::output::ndjson::NdjsonSink;
 use tracehose_forwarder::pipeline::Pipeline;
 use tracehose_forwarder::process::process_bytes;
 use tracehose_forwarder::summary::Summary;
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
 
 struct Run {
     lines: Vec<Value>,
@@ -44,15 +32,7 @@ fn run_with(bytes: &[u8], limits: Limits) -> Run {
     let out = String::from_utf8(sink.into_inner()).unwrap();
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len() as u64, summary.delivered);
-    assert_eq!(
-        summary.events_in,
-        summary.delivered
-            + summary.filtered
-            + summary.control_messages
-            + summary.failed_events
-            + summary.invalid_events,
-        "every event ends in exactly one outcome: {summary}"
-    );
+    assert_every_event_counted(&summary, "hostile");
     Run {
         lines,
         errors,

@@ -3,11 +3,9 @@
 //! input has (gzip, base64, the JSON envelopes), so the fuzzing reaches past the outer checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
+mod common;
 
-use base64::Engine as _;
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use common::{assert_every_event_counted, b64, gzip};
 use proptest::prelude::*;
 use tracehose_forwarder::limits::Limits;
 use tracehose_forwarder::output::ndjson::NdjsonSink;
@@ -16,16 +14,6 @@ use tracehose_forwarder::pipeline::Pipeline;
 use tracehose_forwarder::process::process_bytes;
 use tracehose_forwarder::summary::Summary;
 use tracehose_tracecontext::{parse_invocation_marker, DynatraceMarker, TraceParent, XrayHeader};
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
 
 fn run(bytes: &[u8]) -> Summary {
     let limits = Limits {
@@ -41,14 +29,7 @@ fn run(bytes: &[u8]) -> Summary {
     for line in written.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every output line is JSON");
     }
-    assert_eq!(
-        summary.events_in,
-        summary.delivered
-            + summary.filtered
-            + summary.control_messages
-            + summary.failed_events
-            + summary.invalid_events
-    );
+    assert_every_event_counted(&summary, "no_panic");
     summary
 }
 

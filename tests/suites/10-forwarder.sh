@@ -7,19 +7,7 @@ cd "$(dirname "$0")/../.."
 source tests/lib/python.sh
 ensure_venv
 
-passed=0
-failed=0
-check() { # check NAME COMMAND...: runs a check and counts it
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-  fi
-}
+source tests/lib/checks.sh
 
 work=$(mktemp -d)
 watch_pid=
@@ -134,8 +122,7 @@ lambda_stdout() {
 }
 check "lambda: records reach the function's stdout as NDJSON" lambda_stdout
 
-echo "forwarder suite: $passed passed, $failed failed"
-if [ "$failed" -ne 0 ]; then
+if ! checks_done "forwarder suite"; then
   echo "--- cargo lambda watch log (tail) ---"
   tail -40 "$work/watch.log"
   exit 1

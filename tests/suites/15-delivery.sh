@@ -8,19 +8,7 @@ cd "$(dirname "$0")/../.."
 source tests/lib/python.sh
 ensure_venv
 
-passed=0
-failed=0
-check() { # check NAME COMMAND...: runs a check and counts it
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-    echo "ok   $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL $name"
-  fi
-}
+source tests/lib/checks.sh
 
 work=$(mktemp -d)
 pids=()
@@ -195,8 +183,7 @@ PY
 }
 check "the intake saw no contract violation but the deliberate wrong key" intake_clean
 
-echo "delivery suite: $passed passed, $failed failed"
-if [ "$failed" -ne 0 ]; then
+if ! checks_done "delivery suite"; then
   for log in forward failing; do
     echo "--- cargo lambda watch $log (tail) ---"
     tail -30 "$work/$log.log" 2>/dev/null || true
