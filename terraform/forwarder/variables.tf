@@ -104,13 +104,16 @@ variable "environment" {
 }
 
 variable "secret_arns" {
-  description = "Secrets the forwarder reads at start, as environment variable name (ending in _SECRET_ARN, e.g. DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN) to Secrets Manager ARN. The role can read exactly these secrets."
+  description = "Secrets the forwarder reads at start, as environment variable name (DT_CONNECTION_AUTH_TOKEN_SECRET_ARN, DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN, DD_API_KEY_SECRET_ARN, OTEL_EXPORTER_OTLP_HEADERS_SECRET_ARN, TRACEHOSE_ACCESS_KEYS_SECRET_ARN) to Secrets Manager ARN. The role can read exactly these secrets."
   type        = map(string)
   default     = {}
 
   validation {
-    condition     = alltrue([for k in keys(var.secret_arns) : endswith(k, "_SECRET_ARN")])
-    error_message = "secret_arns: every key ends in _SECRET_ARN, the suffix the forwarder resolves through Secrets Manager."
+    condition = alltrue([for k in keys(var.secret_arns) : contains([
+      "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN", "DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN", "DD_API_KEY_SECRET_ARN",
+      "OTEL_EXPORTER_OTLP_HEADERS_SECRET_ARN", "TRACEHOSE_ACCESS_KEYS_SECRET_ARN",
+    ], k)])
+    error_message = "secret_arns: each key is one the forwarder reads from Secrets Manager: DT_CONNECTION_AUTH_TOKEN_SECRET_ARN, DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN, DD_API_KEY_SECRET_ARN, OTEL_EXPORTER_OTLP_HEADERS_SECRET_ARN or TRACEHOSE_ACCESS_KEYS_SECRET_ARN."
   }
 
   validation {
