@@ -13,24 +13,57 @@ pub enum Severity {
     Fatal,
 }
 
+/// A word of up to 8 bytes as a little-endian integer, zero-padded.
+const fn word(w: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let mut i = 0;
+    while i < w.len() {
+        buf[i] = w[i];
+        i += 1;
+    }
+    u64::from_le_bytes(buf)
+}
+
+const TRACE: u64 = word(b"TRACE");
+const VERBOSE: u64 = word(b"VERBOSE");
+const DEBUG: u64 = word(b"DEBUG");
+const DBG: u64 = word(b"DBG");
+const INFO: u64 = word(b"INFO");
+const INF: u64 = word(b"INF");
+const NOTICE: u64 = word(b"NOTICE");
+const LOG: u64 = word(b"LOG");
+const WARN: u64 = word(b"WARN");
+const WARNING: u64 = word(b"WARNING");
+const WRN: u64 = word(b"WRN");
+const ERROR: u64 = word(b"ERROR");
+const ERR: u64 = word(b"ERR");
+const SEVERE: u64 = word(b"SEVERE");
+const FATAL: u64 = word(b"FATAL");
+const CRITICAL: u64 = word(b"CRITICAL");
+const CRIT: u64 = word(b"CRIT");
+const PANIC: u64 = word(b"PANIC");
+const ALERT: u64 = word(b"ALERT");
+const EMERG: u64 = word(b"EMERG");
+
 impl Severity {
     /// A level word as loggers print it: `INFO`, `info`, `Warning`, `CRITICAL`, `E`... Unknown words are `None`.
     pub fn from_word(word: &str) -> Option<Self> {
-        let w = word.trim();
-        if w.len() > 8 {
+        let w = word.trim().as_bytes();
+        if w.len() > 8 || w.contains(&0) {
             return None;
         }
+        // Every level word fits in 8 bytes: compared as one integer rather than string by string, since this
+        // runs for nearly every line. NUL is excluded above because it is the padding.
         let mut buf = [0u8; 8];
-        let upper = &mut buf[..w.len()];
-        upper.copy_from_slice(w.as_bytes());
-        upper.make_ascii_uppercase();
-        Some(match &*upper {
-            b"TRACE" | b"VERBOSE" => Severity::Trace,
-            b"DEBUG" | b"DBG" => Severity::Debug,
-            b"INFO" | b"INF" | b"NOTICE" | b"LOG" => Severity::Info,
-            b"WARN" | b"WARNING" | b"WRN" => Severity::Warn,
-            b"ERROR" | b"ERR" | b"SEVERE" => Severity::Error,
-            b"FATAL" | b"CRITICAL" | b"CRIT" | b"PANIC" | b"ALERT" | b"EMERG" => Severity::Fatal,
+        buf[..w.len()].copy_from_slice(w);
+        buf.make_ascii_uppercase();
+        Some(match u64::from_le_bytes(buf) {
+            TRACE | VERBOSE => Severity::Trace,
+            DEBUG | DBG => Severity::Debug,
+            INFO | INF | NOTICE | LOG => Severity::Info,
+            WARN | WARNING | WRN => Severity::Warn,
+            ERROR | ERR | SEVERE => Severity::Error,
+            FATAL | CRITICAL | CRIT | PANIC | ALERT | EMERG => Severity::Fatal,
             _ => return None,
         })
     }
@@ -86,6 +119,10 @@ mod tests {
         assert_eq!(Severity::from_word("CRITICAL"), Some(Severity::Fatal));
         assert_eq!(Severity::from_word("information-ish"), None);
         assert_eq!(Severity::from_word("hello"), None);
+        assert_eq!(Severity::from_word(" err "), Some(Severity::Error));
+        assert_eq!(Severity::from_word("INFO\0"), None);
+        assert_eq!(Severity::from_word(""), None);
+        assert_eq!(Severity::from_word("VERBOSE"), Some(Severity::Trace));
     }
 
     #[test]
