@@ -2,6 +2,10 @@
 //! destinations exactly as live data. An object is read in segments, each one call of the delivery stage:
 //! its ledger says which lines (records) were delivered, so the checkpoint advances over confirmed lines
 //! only, and a large object resumes from inside.
+//!
+//! Every worker shares the run's one pipeline, taken for the length of a segment, as `process` and a warm
+//! Lambda keep one: correlation state is bounded once (not once per worker), and lines of one invocation
+//! backed up in two objects still join. Workers overlap fetching and waiting for ledgers, not parsing.
 
 use std::io;
 use std::sync::Arc;
@@ -27,7 +31,6 @@ const SEGMENT_BYTES: usize = 64 << 20;
 struct Reading {
     body: Option<Body>,
     reader: Option<ObjectReader<std::io::BufReader<super::read::ChannelReader>>>,
-    pipeline: Pipeline,
     chunk: Vec<u8>,
     ended: bool,
 }
@@ -43,25 +46,20 @@ struct Segment {
     stopped: Option<(u64, String)>,
 }
 
-/// Replays one object; the pipeline goes back to the worker whatever happens.
+/// Replays one object.
 pub(super) async fn replay_object(
     ctx: &Arc<Ctx>,
     setup: &DeliverySetup,
     key: &str,
-    pipeline: Pipeline,
     summary: &mut Summary,
     ledger_total: &mut Ledger,
-) -> (Pipeline, Result<ObjectEnd, ReplayError>) {
-    let body = match super::open_object(ctx, key).await {
-        Ok(body) => body,
-        Err(err) => return (pipeline, Err(err)),
-    };
+) -> Result<ObjectEnd, ReplayError> {
+    let body = super::open_object(ctx, key).await?;
     let mut position = ctx.position(key);
     let mut complete = true;
     let mut reading = Reading {
         body: Some(body),
         reader: None,
-        pipeline,
         chunk: Vec::new(),
         ended: false,
     };
@@ -80,11 +78,7 @@ pub(super) async fn replay_object(
             .await;
         let ((back, mut segment), ledger) = match delivered {
             Ok(delivered) => delivered,
-            Err(err) => {
-                // The pipeline was lost with its thread; the worker starts a fresh one.
-                let fresh = Pipeline::new(ctx.limits);
-                return (fresh, Err(stage_error(key, &position, err)));
-            }
+            Err(err) => return Err(stage_error(key, &position, err)),
         };
         reading = back;
         segment.summary.apply_ledger(&ledger);
@@ -94,24 +88,19 @@ pub(super) async fn replay_object(
         complete &= judged.complete;
         Stats::add(&ctx.stats.records, segment.unit_lines.len() as u64);
         ctx.progress.update(&ctx.stats);
-        if let Err(err) = ctx.record_position(key, &position) {
-            return (reading.pipeline, Err(err));
-        }
+        ctx.record_position(key, &position)?;
         let transient = judged
             .transient_line
             .map(|line| (line, "a destination did not confirm it".to_owned()));
         if let Some((line, detail)) = segment.stopped.or(transient) {
-            return (
-                reading.pipeline,
-                Err(ReplayError::NotDone {
-                    object: ctx.name(key),
-                    line,
-                    detail,
-                }),
-            );
+            return Err(ReplayError::NotDone {
+                object: ctx.name(key),
+                line,
+                detail,
+            });
         }
         if reading.ended {
-            return (reading.pipeline, Ok(ObjectEnd { complete }));
+            return Ok(ObjectEnd { complete });
         }
     }
 }
@@ -187,6 +176,10 @@ fn produce_segment(
             return segment;
         }
     };
+    let mut pipeline = ctx
+        .pipeline
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut bytes = 0;
     while segment.unit_lines.len() < SEGMENT_RECORDS && bytes < SEGMENT_BYTES {
         let line = match reader.next_chunk(&mut reading.chunk) {
@@ -227,7 +220,7 @@ fn produce_segment(
             ctx,
             &reading.chunk,
             line,
-            &mut reading.pipeline,
+            &mut pipeline,
             sink,
             &mut segment,
             &mut report,
@@ -291,4 +284,49 @@ fn process_line(
         }
     });
     stopped.map_or(Ok(readable), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lines_no_destination_failed_transiently_are_confirmed() {
+        // Lines 1-4; line 2 holds units 1 and 2; line 4 could not be read.
+        let segment = Segment {
+            unit_lines: vec![1, 2, 2, 3],
+            lines: vec![(1, true), (2, true), (3, true), (4, false)],
+            ..Segment::default()
+        };
+        let mut ledger = Ledger {
+            lines: 8,
+            unit_starts: vec![0, 2, 4, 6],
+            ..Ledger::default()
+        };
+        ledger.failed.insert(5..6);
+        let mut position = Position::default();
+        let judged = judge(&segment, &ledger, &mut position);
+        assert_eq!(judged.transient_line, Some(2));
+        assert!(!judged.complete);
+        assert_eq!(position.next, 2);
+        assert!(position.is_confirmed(3) && position.is_confirmed(4) && !position.is_confirmed(2));
+
+        // Refused for good: confirmed (reported), but the object is not complete, so it is kept.
+        let mut ledger = Ledger {
+            lines: 8,
+            unit_starts: vec![0, 2, 4, 6],
+            ..Ledger::default()
+        };
+        ledger.rejected.insert(7..8);
+        let segment = Segment {
+            lines: vec![(1, true), (2, true), (3, true)],
+            ..segment
+        };
+        let mut position = Position::default();
+        let judged = judge(&segment, &ledger, &mut position);
+        assert_eq!(
+            (judged.transient_line, judged.complete, position.next),
+            (None, false, 4)
+        );
+    }
 }

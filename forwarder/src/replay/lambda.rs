@@ -190,6 +190,7 @@ async fn replay_objects(
             dedup: Default::default(),
             stats: Stats::default(),
             progress: Progress::hidden(),
+            pipeline: Mutex::new(Pipeline::new(limits).with_default_region(std::env::var("AWS_REGION").ok())),
             delete_after: settings.delete_after,
             stop: Default::default(),
         });
@@ -208,11 +209,7 @@ async fn replay_objects(
         let mut ledger = Ledger::default();
         let ended = match &settings.target {
             Target::Destinations => {
-                let pipeline = Pipeline::new(limits).with_default_region(std::env::var("AWS_REGION").ok());
-                let (_, ended) =
-                    destinations::replay_object(&ctx, delivery, &key, pipeline, &mut summary, &mut ledger)
-                        .await;
-                ended
+                destinations::replay_object(&ctx, delivery, &key, &mut summary, &mut ledger).await
             }
             Target::Firehose(stream) => {
                 let mark = Some(settings.max_attempts);

@@ -85,6 +85,8 @@ pub(crate) struct Ctx {
     pub dedup: Dedup,
     pub stats: Stats,
     pub progress: Progress,
+    /// The run's one pipeline (and so its correlation state), each worker taking it for a segment.
+    pub pipeline: Mutex<crate::pipeline::Pipeline>,
     pub delete_after: bool,
     /// Set when an object could not be finished: no worker starts another.
     pub stop: AtomicBool,

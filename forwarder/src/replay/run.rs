@@ -106,6 +106,7 @@ pub async fn run(
         dedup: Default::default(),
         stats: Stats::default(),
         progress,
+        pipeline: Mutex::new(Pipeline::new(limits)),
         delete_after: args.delete_after && !args.dry_run,
         stop: Default::default(),
     });
@@ -174,7 +175,6 @@ async fn work(
     target: Worker,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut pipeline = Some(Pipeline::new(ctx.limits));
     while !ctx.stopped() {
         let Some(object) = queue.lock().await.recv().await else {
             break;
@@ -193,18 +193,14 @@ async fn work(
         }
         let ended = match &target {
             Worker::Destinations(setup) => {
-                let taken = pipeline.take().unwrap_or_else(|| Pipeline::new(ctx.limits));
-                let (back, ended) = destinations::replay_object(
+                destinations::replay_object(
                     &ctx,
                     setup,
                     &object.key,
-                    taken,
                     &mut outcome.summary,
                     &mut outcome.ledger,
                 )
-                .await;
-                pipeline = Some(back);
-                ended
+                .await
             }
             Worker::Firehose {
                 client,
