@@ -165,5 +165,6 @@ impl Attributes<'_> {
 
 /// A JSON string, escaped as serde_json escapes it.
 fn string(out: &mut Vec<u8>, value: &str) -> io::Result<()> {
-    serde_json::to_writer(out, value).map_err(io::Error::from)
+    super::json_text::push_str(out, value);
+    Ok(())
 }

@@ -4,61 +4,8 @@
 use super::{Entries, TRUNCATED};
 use crate::record::AttrValue;
 
-/// Bytes each input byte takes once escaped: 2 for `\"`, `\\`, `\n`..., 6 for `\u00XX`, else 1.
-const ESCAPED_LEN: [u8; 256] = {
-    let mut table = [1u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = 6;
-        b += 1;
-    }
-    table[b'\n' as usize] = 2;
-    table[b'\r' as usize] = 2;
-    table[b'\t' as usize] = 2;
-    table[0x08] = 2;
-    table[0x0c] = 2;
-    table[b'"' as usize] = 2;
-    table[b'\\' as usize] = 2;
-    table
-};
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Appends `s` as a JSON string, quotes included.
-pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    push_escaped(out, s.as_bytes());
-    out.push(b'"');
-}
-
-fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if ESCAPED_LEN[usize::from(b)] == 1 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run..i]);
-        run = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-    }
-    out.extend_from_slice(&bytes[run..]);
-}
+pub(crate) use crate::output::json_text::push_str;
+use crate::output::json_text::{push_escaped, ESCAPED_LEN};
 
 /// Appends `s` as a JSON string of at most `max_text` bytes of text and `max_json` bytes of JSON (quotes and
 /// escapes included). What does not fit is cut on a char boundary and replaced by [`TRUNCATED`], so the cut
