@@ -34,11 +34,9 @@ pub struct Outcome {
 }
 
 pub fn main(args: ReplayArgs, limits: Limits) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // Parsing runs on the delivery stage's blocking thread; what is async here (listing, fetching, sending)
+    // is I/O, which one thread serves, and fewer threads leave less freed memory in allocator arenas.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("tracehose: cannot start the async runtime: {err}");
