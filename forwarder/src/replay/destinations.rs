@@ -21,9 +21,9 @@ use super::progress::Stats;
 use super::read::{ChunkError, ObjectReader};
 use super::{Body, Ctx, ObjectEnd, ReplayError};
 
-/// Records per segment: a ledger (and a checkpoint step) at least this often, and one round trip's pause
-/// per segment, small against the time the segment takes.
-const SEGMENT_RECORDS: usize = 20_000;
+/// Records per segment (`TRACEHOSE_REPLAY_SEGMENT_RECORDS`): a ledger (and a checkpoint step) at least this
+/// often, and one round trip's pause per segment, small against the time the segment takes.
+pub const SEGMENT_RECORDS: usize = 20_000;
 /// Inflated bytes per segment, for objects of few, large records.
 const SEGMENT_BYTES: usize = 64 << 20;
 
@@ -181,7 +181,7 @@ fn produce_segment(
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut bytes = 0;
-    while segment.unit_lines.len() < SEGMENT_RECORDS && bytes < SEGMENT_BYTES {
+    while segment.unit_lines.len() < ctx.segment_records && bytes < SEGMENT_BYTES {
         let line = match reader.next_chunk(&mut reading.chunk) {
             None => {
                 reading.ended = true;

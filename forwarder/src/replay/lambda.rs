@@ -192,6 +192,7 @@ async fn replay_objects(
             progress: Progress::hidden(),
             pipeline: Mutex::new(Pipeline::new(limits).with_default_region(std::env::var("AWS_REGION").ok())),
             delete_after: settings.delete_after,
+            segment_records: destinations::SEGMENT_RECORDS,
             stop: Default::default(),
         });
         let attempts = bump_attempts(&ctx, &key).await?;

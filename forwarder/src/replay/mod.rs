@@ -88,6 +88,8 @@ pub(crate) struct Ctx {
     /// The run's one pipeline (and so its correlation state), each worker taking it for a segment.
     pub pipeline: Mutex<crate::pipeline::Pipeline>,
     pub delete_after: bool,
+    /// Records per delivery-stage call (and checkpoint step) inside an object.
+    pub segment_records: usize,
     /// Set when an object could not be finished: no worker starts another.
     pub stop: AtomicBool,
 }

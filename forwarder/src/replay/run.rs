@@ -106,6 +106,7 @@ pub async fn run(
         progress,
         pipeline: Mutex::new(Pipeline::new(limits)),
         delete_after: args.delete_after && !args.dry_run,
+        segment_records: segment_records(|v| std::env::var(v).ok())?,
         stop: Default::default(),
     });
     let (tx, rx) = mpsc::channel(LISTED_AHEAD);
@@ -155,6 +156,22 @@ pub async fn run(
     }
     ctx.lock_checkpoint().sync()?;
     Ok((ctx, outcome))
+}
+
+/// `TRACEHOSE_REPLAY_SEGMENT_RECORDS`: how many records an object's checkpoint may lag behind at most.
+fn segment_records(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, ReplayError> {
+    const VAR: &str = "TRACEHOSE_REPLAY_SEGMENT_RECORDS";
+    match lookup(VAR).filter(|v| !v.trim().is_empty()) {
+        None => Ok(destinations::SEGMENT_RECORDS),
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                ReplayError::Config(format!("{VAR}={v:?}: expected a whole number from 1 to 1000000"))
+            }),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -235,5 +252,24 @@ async fn dry_run(ctx: &Ctx, mut rx: mpsc::Receiver<ObjectInfo>) {
             (None, None) => "new".to_owned(),
         };
         let _ = writeln!(out, "{}\t{}\t{state}", ctx.name(&object.key), object.size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_size_is_read_and_checked() {
+        assert_eq!(
+            segment_records(|_| None).ok(),
+            Some(destinations::SEGMENT_RECORDS)
+        );
+        assert_eq!(segment_records(|_| Some(" 7 ".into())).ok(), Some(7));
+        let err = segment_records(|_| Some("0".into()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("TRACEHOSE_REPLAY_SEGMENT_RECORDS=\"0\""), "{err}");
     }
 }
