@@ -339,9 +339,10 @@ class FailingProxy:
     record is held back and answered as failed (ServiceUnavailableException), as Firehose does in a partial
     failure: those records never reach moto, so each record must reach it exactly once in the end."""
 
-    def __init__(self, upstream, fail_calls=1):
+    def __init__(self, upstream, fail_calls=1, then_all=False):
         self.upstream = upstream.replace("http://", "")
         self.fail_calls = fail_calls
+        self.then_all = then_all  # after the first call, every record of every call fails
         self.calls = []  # records per PutRecordBatch call, in order
         self.lock = threading.Lock()
         proxy = self
@@ -360,6 +361,17 @@ class FailingProxy:
                     with proxy.lock:
                         proxy.calls.append(len(records))
                         failing = len(proxy.calls) <= proxy.fail_calls
+                        fail_all = proxy.then_all and len(proxy.calls) > 1
+                    if fail_all:
+                        answer = {"FailedPutCount": len(records), "Encrypted": False, "RequestResponses": [
+                            {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "injected"} for _ in records]}
+                        data = json.dumps(answer).encode()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/x-amz-json-1.1")
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                        return
                     if failing:
                         held = [i for i in range(len(records)) if i % 2 == 1]
                         request["Records"] = [r for i, r in enumerate(records) if i % 2 == 0]
@@ -446,6 +458,32 @@ def to_firehose_sends_the_original_records_and_resends_only_failed_entries(env):
     assert proxy.calls[1] == first // 2, proxy.calls
     assert stat(proc.stderr, "records") == 32, proc.stderr
     assert env.keys(b) == [], env.keys(b)
+
+
+@case
+def to_firehose_stops_with_the_object_not_done_when_entries_keep_failing(env):
+    b = env.bucket()
+    env.put(b, f"err/http-endpoint-failed/{HOUR}/a", backup_object([([f"r{i}"], f"rd{i}") for i in range(4)]))
+    dest = firehose_stream(env, "refusing")
+    ck = env.path("firehose-down.ckpt")
+    proxy = FailingProxy(env.endpoint, fail_calls=1, then_all=True)
+    try:
+        extra = {"AWS_ENDPOINT_URL_FIREHOSE": proxy.url}
+        proc = env.run(f"s3://{b}/", "--to", "firehose:refusing", "--checkpoint", ck, "--delete-after", extra_env=extra, expect_code=1)
+    finally:
+        proxy.close()
+    assert "is not done" in proc.stderr and "ServiceUnavailableException" in proc.stderr, proc.stderr
+    # Entries 0 and 2 of the first call were accepted (lines 1 and 3); 1 and 3 never were.
+    assert sorted(delivered_to_stream(env, dest)) == ["r0", "r2"]
+    entries = checkpoint_entries(ck)
+    assert not any("done" in e for e in entries), entries
+    last = [e for e in entries if "partial" in e][-1]
+    assert (last["next"], last.get("confirmed")) == (2, [3]), last
+    assert env.keys(b) == [f"err/http-endpoint-failed/{HOUR}/a"]
+    # Firehose is back: the re-run sends only what was not confirmed.
+    env.run(f"s3://{b}/", "--to", "firehose:refusing", "--checkpoint", ck, "--delete-after")
+    assert sorted(delivered_to_stream(env, dest)) == ["r0", "r1", "r2", "r3"]
+    assert env.keys(b) == []
 
 
 def wait_for(path, text, seconds):
