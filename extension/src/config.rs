@@ -205,25 +205,38 @@ impl Config {
             }
         };
 
-        let (mut traces, trace_errors) = destinations_from_env(Signal::Traces, env);
-        let (mut logs, log_errors) = if ship_logs {
-            destinations_from_env(Signal::Logs, env)
+        // The export crate refuses a timeout it cannot use, and with it the whole destination. A mistake never
+        // costs the extension a feature it can keep: a zero timeout is reported here and hidden, so that the
+        // exporter's default applies.
+        let zero_timeouts: Vec<&str> = [
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+        ]
+        .into_iter()
+        .filter(|var| get(var).is_some_and(|v| v.parse::<u64>() == Ok(0)))
+        .collect();
+        for var in &zero_timeouts {
+            errors.push(format!(
+                "{var}: 0 would fail every export; using {} ms",
+                DEFAULT_EXPORT_TIMEOUT.as_millis()
+            ));
+        }
+        let export_env = |name: &str| {
+            if zero_timeouts.contains(&name) {
+                None
+            } else {
+                env(name)
+            }
+        };
+        let (traces, trace_errors) = destinations_from_env(Signal::Traces, &export_env);
+        let (logs, log_errors) = if ship_logs {
+            destinations_from_env(Signal::Logs, &export_env)
         } else {
             (Vec::new(), Vec::new())
         };
         errors.extend(trace_errors.iter().map(ToString::to_string));
         errors.extend(log_errors.iter().map(ToString::to_string));
-        for destination in traces.iter_mut().chain(logs.iter_mut()) {
-            if destination.timeout.is_zero() {
-                errors.push(format!(
-                    "OTEL_EXPORTER_OTLP_TIMEOUT (or its per-signal variant): 0 would fail every export to {}; \
-                     using {} ms",
-                    destination.name,
-                    DEFAULT_EXPORT_TIMEOUT.as_millis()
-                ));
-                destination.timeout = DEFAULT_EXPORT_TIMEOUT;
-            }
-        }
 
         let function_name = get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
         let function_version = get("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_default();
