@@ -82,16 +82,34 @@ fn nibble(c: u8) -> Option<u8> {
     }
 }
 
-/// Formats through a stack buffer: ids are written for every log line, and per-byte `write!` costs more
-/// than the rest of the record's serialisation.
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+/// Lowercase hex of `bytes` into `out` (twice as long), through a table: ids are written for every log line.
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 32];
-    for (pair, byte) in buf.chunks_exact_mut(2).zip(bytes) {
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(byte >> 4)];
         pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
-    let hex = &buf[..bytes.len() * 2];
+}
+
+impl TraceId {
+    /// The lowercase hex form as ASCII bytes, for writers that need no formatting machinery.
+    pub fn hex(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex_into(&self.0, &mut out);
+        out
+    }
+}
+
+impl SpanId {
+    /// The lowercase hex form as ASCII bytes.
+    pub fn hex(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        hex_into(&self.0, &mut out);
+        out
+    }
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, hex: &[u8]) -> fmt::Result {
     // Only ASCII hex digits were written.
     f.write_str(std::str::from_utf8(hex).map_err(|_| fmt::Error)?)
 }
@@ -99,7 +117,7 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 impl fmt::Display for TraceId {
     /// Lowercase hex, the form every tracehose output uses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        write_hex(f, &self.hex())
     }
 }
 
@@ -111,7 +129,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
+        write_hex(f, &self.hex())
     }
 }
 

@@ -139,6 +139,7 @@ impl Correlator {
         let mut scope = Scope {
             invocations: &mut self.invocations,
             log_group,
+            key: String::new(),
         };
         // Distinct invocations of this payload, so each is looked up once.
         let mut local = Interner::default();
@@ -184,21 +185,28 @@ impl Correlator {
 struct Scope<'a> {
     invocations: &'a mut BoundedMap<String, Invocation>,
     log_group: &'a str,
+    /// The key being looked up, built in place: most lookups find an entry and need no allocation.
+    key: String,
 }
 
 impl Scope<'_> {
-    fn key(&self, request_id: &str) -> String {
-        format!("{}\n{request_id}", self.log_group)
+    fn key(&mut self, request_id: &str) -> &str {
+        self.key.clear();
+        self.key.push_str(self.log_group);
+        self.key.push('\n');
+        self.key.push_str(request_id);
+        &self.key
     }
 
     fn entry(&mut self, request_id: &str) -> &mut Invocation {
-        let key = self.key(request_id);
-        self.invocations.entry(key.as_str())
+        self.key(request_id);
+        self.invocations.entry(self.key.as_str())
     }
 
-    fn get(&self, request_id: &str) -> Invocation {
+    fn get(&mut self, request_id: &str) -> Invocation {
+        self.key(request_id);
         self.invocations
-            .get(self.key(request_id).as_str())
+            .get(self.key.as_str())
             .copied()
             .unwrap_or_default()
     }

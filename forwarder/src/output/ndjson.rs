@@ -70,10 +70,14 @@ fn write_line(line: &mut Vec<u8>, r: &LogRecord, shared: Option<&SharedFields>) 
     line.extend_from_slice(r.severity.as_str().as_bytes());
     line.push(b'"');
     if let Some(trace_id) = &r.trace_id {
-        write!(line, ",\"trace_id\":\"{trace_id}\"")?;
+        line.extend_from_slice(b",\"trace_id\":\"");
+        line.extend_from_slice(&trace_id.hex());
+        line.push(b'"');
     }
     if let Some(span_id) = &r.span_id {
-        write!(line, ",\"span_id\":\"{span_id}\"")?;
+        line.extend_from_slice(b",\"span_id\":\"");
+        line.extend_from_slice(&span_id.hex());
+        line.push(b'"');
     }
     if let Some(request_id) = &r.request_id {
         line.extend_from_slice(b",\"request_id\":");
