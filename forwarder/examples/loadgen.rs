@@ -103,6 +103,15 @@ fn mb(bytes: usize) -> f64 {
     bytes as f64 / 1e6
 }
 
+/// User and system CPU seconds the process has used so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn peak_rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -271,6 +280,7 @@ fn main() {
             let (baseline, lines) = pipeline_baseline(&pool, 3);
             println!("pipeline (this process, one thread): {baseline:.1} MB/s gzipped ({lines} lines)");
             let pool = Arc::new(pool);
+            let cpu_before = pid.and_then(cpu_seconds);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -289,6 +299,13 @@ fn main() {
                 percentile(&latencies, 0.99).as_secs_f64() * 1e3,
             );
             println!("serve / pipeline: {:.2}", throughput / baseline);
+            if let (Some(before), Some(after)) = (cpu_before, pid.and_then(cpu_seconds)) {
+                // Below 1.0 the server waited on something else (the intake, the load generator).
+                println!(
+                    "serve CPU: {:.2} cores busy",
+                    (after - before) / elapsed.as_secs_f64()
+                );
+            }
             if let Some(kb) = pid.and_then(peak_rss_kb) {
                 println!("serve peak RSS: {:.1} MB", kb as f64 / 1024.0);
             }
