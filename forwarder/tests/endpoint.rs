@@ -475,3 +475,62 @@ async fn requests_cut_at_the_shutdown_deadline_are_never_answered_200() {
     let (answer, ()) = tokio::join!(in_flight, signal);
     assert!(answer.is_err(), "dropped unanswered, not 200: {answer:?}");
 }
+
+#[tokio::test]
+async fn a_retry_while_the_first_attempt_delivers_and_one_request_too_many_get_503() {
+    let options = ServeOptions {
+        max_concurrent_requests: 1,
+        ..ServeOptions::default()
+    };
+    let h = start(&[], options).await;
+    h.intake.script(
+        Vendor::Dynatrace,
+        vec![Answer::pass().delay(Duration::from_millis(500))],
+    );
+    let first = h.post(Send::new("slow-1"));
+    let meanwhile = async {
+        while h.intake.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The only slot is taken by the first request, still delivering.
+        let (status, body) = h.post(Send::new("other-1")).await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("too many requests"),
+            "{body}"
+        );
+    };
+    let (answer, ()) = tokio::join!(first, meanwhile);
+    let (status, body) = answer.unwrap();
+    assert_eq!(status, 200, "{body}");
+    h.stop().await;
+
+    let h = start(&[], ServeOptions::default()).await;
+    h.intake.script(
+        Vendor::Dynatrace,
+        vec![Answer::pass().delay(Duration::from_millis(500))],
+    );
+    let first = h.post(Send::new("slow-2"));
+    let retry = async {
+        while h.intake.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Firehose gave up waiting and retried while the first attempt is still delivering.
+        let (status, body) = h.post(Send::new("slow-2")).await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("still being delivered"),
+            "{body}"
+        );
+    };
+    let (answer, ()) = tokio::join!(first, retry);
+    assert_eq!(answer.unwrap().0, 200);
+    assert_eq!(h.intake.accepted_entries(Vendor::Dynatrace).len(), SAMPLE_LINES);
+    h.stop().await;
+}
