@@ -47,13 +47,7 @@ pub enum HandlerError {
     Event(#[from] subscribe::EventError),
     #[error("subscribing log group {log_group} failed: {detail}")]
     Subscribe { log_group: String, detail: String },
-    #[error("an S3 {event} notification for s3://{bucket}/{key} arrived, but replay from Lambda is not enabled in this build: run `tracehose replay` on the backups instead")]
-    ReplayNotEnabled {
-        event: String,
-        bucket: String,
-        key: String,
-    },
-    #[error("not a recognised event: {what}; expected a CloudWatch Logs subscription (awslogs), a Firehose transformation or HTTP endpoint request (records, or a function URL event), a backup record (rawData), or a CloudTrail CreateLogGroup event")]
+    #[error("not a recognised event: {what}; expected a CloudWatch Logs subscription (awslogs), a Firehose transformation or HTTP endpoint request (records, or a function URL event), a backup record (rawData), an S3 ObjectCreated notification of a Firehose backup, or a CloudTrail CreateLogGroup event")]
     Unrecognised { what: String },
     #[error(transparent)]
     Replay(#[from] crate::replay::lambda::LambdaError),
@@ -66,7 +60,6 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Delivery(_) | HandlerError::Stage(_) => "tracehose.Delivery",
             HandlerError::Event(_) => "tracehose.InvalidEvent",
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
-            HandlerError::ReplayNotEnabled { .. } => "tracehose.ReplayNotEnabled",
             HandlerError::Unrecognised { .. } => "tracehose.UnrecognisedEvent",
             HandlerError::Replay(_) => "tracehose.Replay",
         };
@@ -262,19 +255,9 @@ impl Handler {
     }
 }
 
-/// An event no route took: an S3 notification (replay's, once it runs from Lambda), or anything else,
-/// named by its keys so that whoever wired it up can tell what arrived.
+/// An event no route took, named by its keys so that whoever wired it up can tell what arrived.
 fn unrecognised(raw: &str) -> HandlerError {
     let event: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-    let s3 = &event["Records"][0];
-    let event_name = s3["eventName"].as_str().unwrap_or_default();
-    if s3["eventSource"] == "aws:s3" && event_name.starts_with("ObjectCreated") {
-        return HandlerError::ReplayNotEnabled {
-            event: event_name.to_owned(),
-            bucket: s3["s3"]["bucket"]["name"].as_str().unwrap_or("?").to_owned(),
-            key: s3["s3"]["object"]["key"].as_str().unwrap_or("?").to_owned(),
-        };
-    }
     let what = match &event {
         Value::Object(map) => {
             let mut keys: Vec<&str> = map.keys().map(String::as_str).take(12).collect();

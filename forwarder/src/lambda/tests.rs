@@ -199,3 +199,67 @@ async fn every_byte_of_the_response_counts_against_the_cap() {
     assert!(body.len() <= 6_000_000, "response of {} bytes", body.len());
     assert_eq!(records(&response).len(), 62, "every record is answered");
 }
+
+fn endpoint_handler(ndjson: &Path) -> Handler {
+    let vars = [
+        ("TRACEHOSE_STDOUT", "false"),
+        ("TRACEHOSE_FILE", ndjson.to_str().unwrap()),
+        ("TRACEHOSE_ACCESS_KEYS", "the-key"),
+    ];
+    let settings = crate::deliver::Settings::from_pairs(vars);
+    let delivery = DeliverySetup::from_settings(&settings).unwrap();
+    let keys = AccessKeys::from_settings(&settings, false).unwrap();
+    let endpoint = Endpoint::new(keys, delivery, Limits::default(), None, EndpointConfig::default());
+    handler_with(&vars).with_endpoint(endpoint)
+}
+
+/// An API Gateway REST (payload 1.0) event: headers in the client's case, a plain body.
+fn api_gateway_event(key: &str) -> String {
+    let body = sample("samples/events/firehose-http-json-format.json");
+    let request_id = serde_json::from_str::<Value>(&body).unwrap()["requestId"].clone();
+    json!({
+        "resource": "/", "path": "/", "httpMethod": "POST",
+        "headers": {
+            "X-Amz-Firehose-Protocol-Version": "1.0", "X-Amz-Firehose-Request-Id": request_id,
+            "X-Amz-Firehose-Access-Key": key, "Content-Type": "application/json",
+        },
+        "requestContext": {"resourcePath": "/", "httpMethod": "POST", "stage": "prod"},
+        "body": body, "isBase64Encoded": false,
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn api_gateway_and_function_url_events_are_answered_as_the_endpoint() {
+    let dir = std::env::temp_dir().join(format!("tracehose-lambda-endpoint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ndjson = dir.join("out.ndjson");
+    let mut handler = endpoint_handler(&ndjson);
+    let response = handler.handle(api_gateway_event("wrong"), LEFT).await.unwrap();
+    assert_eq!(response["statusCode"], 401, "{response}");
+    assert!(!ndjson.exists() || std::fs::read_to_string(&ndjson).unwrap().is_empty());
+    let response = handler.handle(api_gateway_event("the-key"), LEFT).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(response["headers"]["content-type"], "application/json");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["requestId"], "ed4d7aa6-8a5e-4a6a-8b1d-2f6d8f0b3c11");
+    assert_eq!(std::fs::read_to_string(&ndjson).unwrap().lines().count(), 7);
+    // Without the endpoint set up, a function URL request is refused, never processed.
+    let response = handler_with(&[])
+        .handle(api_gateway_event("the-key"), LEFT)
+        .await
+        .unwrap();
+    assert_eq!(response["statusCode"], 500, "{response}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unrecognised_event_is_an_error_naming_what_arrived() {
+    let event = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}).to_string();
+    let err = handler().handle(event, LEFT).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("detail-type") && message.contains("from aws.events"),
+        "{message}"
+    );
+}
