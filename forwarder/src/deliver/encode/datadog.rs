@@ -2,8 +2,8 @@
 //! `service`, `hostname`, `status`, `ddtags` and attributes. Attributes are flat dotted keys, as Datadog's
 //! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
 
-use super::json::{json_array, push_str, push_str_within, push_value, Members};
-use super::{non_empty, Encoded, Encoder, Entries, PerSource, RequestLimits, SettingsError};
+use super::json::{push_str, push_str_within, push_value, Members};
+use super::{non_empty, Encoded, Encoder, PerSource, RequestLimits, SettingsError};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -194,22 +194,6 @@ impl Encoder for DatadogEncoder {
             bytes: out.len() - start,
             truncated,
         }
-    }
-
-    fn body_overhead(&self) -> usize {
-        2
-    }
-
-    fn run_overhead(&self, _source: &Source) -> usize {
-        0
-    }
-
-    fn entry_overhead(&self, _entry_len: usize) -> usize {
-        1
-    }
-
-    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
-        json_array(entries, range)
     }
 }
 

@@ -2,8 +2,8 @@
 //! `loglevel`, `dt.trace_id`, `dt.span_id` and attributes, cut to the tenant's limits, which differ between
 //! the current platform and Logs Classic.
 
-use super::json::{json_array, push_str, push_str_within, push_value, Members};
-use super::{positive, Encoded, Encoder, Entries, PerSource, RequestLimits, SettingsError};
+use super::json::{push_str, push_str_within, push_value, Members};
+use super::{positive, Encoded, Encoder, PerSource, RequestLimits, SettingsError};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -258,22 +258,6 @@ impl Encoder for DynatraceEncoder {
             bytes: out.len() - start,
             truncated,
         }
-    }
-
-    fn body_overhead(&self) -> usize {
-        2
-    }
-
-    fn run_overhead(&self, _source: &Source) -> usize {
-        0
-    }
-
-    fn entry_overhead(&self, _entry_len: usize) -> usize {
-        1
-    }
-
-    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
-        json_array(entries, range)
     }
 }
 

@@ -196,18 +196,29 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
     /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
 
+    // The framing below defaults to a flat JSON array (`[` entries separated by `,` `]`), which is what the
+    // JSON destinations send; OTLP frames its entries in protobuf messages instead.
+
     /// Bytes a body adds whatever it holds (`[]` of a JSON array).
-    fn body_overhead(&self) -> usize;
+    fn body_overhead(&self) -> usize {
+        2
+    }
 
     /// Bytes a body adds when a run of entries of a new source starts (an OTLP resource and scope; nothing
     /// for a flat JSON array). Must not be less than what [`body`](Self::body) spends.
-    fn run_overhead(&self, source: &Source) -> usize;
+    fn run_overhead(&self, _source: &Source) -> usize {
+        0
+    }
 
     /// Bytes a body adds around one entry of `entry_len` bytes (a comma; a field key and length).
-    fn entry_overhead(&self, entry_len: usize) -> usize;
+    fn entry_overhead(&self, _entry_len: usize) -> usize {
+        1
+    }
 
     /// The request body (uncompressed) for entries `range` of `entries`.
-    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8>;
+    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
+        json::json_array(entries, range)
+    }
 
     /// What a successful answer (`status`, the start of its `body`) says was refused of the `entries` sent.
     /// Backends without partial success refuse nothing.
