@@ -66,18 +66,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Runs a face to completion on a current-thread runtime: the async side of every face is I/O (the pipeline
+/// has a blocking thread of its own), and one thread keeps the footprint small.
+pub(crate) fn block_on(face: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(face),
+        Err(err) => {
+            eprintln!("tracehose: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
     if let Some(max) = args.max_decompressed_bytes {
         limits.max_decompressed_bytes = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tracehose: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    block_on(async move {
         let setup = match DeliverySetup::from_env().await {
             Ok(setup) => setup,
             Err(err) => {

@@ -42,14 +42,7 @@ pub struct ServeArgs {
 
 pub fn main(args: ServeArgs, limits: Limits) -> ExitCode {
     // One thread for the server and the sending; each request's pipeline runs on a blocking thread.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tracehose: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(args, limits))
+    crate::cli::block_on(run(args, limits))
 }
 
 async fn run(args: ServeArgs, limits: Limits) -> ExitCode {

@@ -307,20 +307,15 @@ fn summary_json(s: &Summary) -> Value {
 
 /// Runs the Lambda runtime loop until the runtime API goes away.
 pub fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tracehose: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+    crate::cli::block_on(async {
+        match run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("tracehose: {err}");
+                ExitCode::FAILURE
+            }
         }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("tracehose: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// Configuration is read and validated once, at cold start: a bad variable fails the init with its name.

@@ -36,14 +36,7 @@ pub struct Outcome {
 pub fn main(args: ReplayArgs, limits: Limits) -> ExitCode {
     // Parsing runs on the delivery stage's blocking thread; what is async here (listing, fetching, sending)
     // is I/O, which one thread serves, and fewer threads leave less freed memory in allocator arenas.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tracehose: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+    crate::cli::block_on(async move {
         let progress = Progress::new();
         let (ctx, outcome) = match run(args, limits, progress).await {
             Ok(done) => done,

@@ -109,25 +109,20 @@ impl SubscribeArgs {
 /// the exit status: 0 when every group is subscribed or deliberately left out, 1 when a group failed or is at the
 /// filter limit, 2 for a configuration error.
 pub fn main(args: &SubscribeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("tracehose subscribe: error: starting the async runtime: {err}");
-            return ExitCode::FAILURE;
+    crate::cli::block_on(async {
+        match run(args).await {
+            Ok(report) if report.succeeded() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(SubscribeError::Config(err)) => {
+                eprintln!("tracehose subscribe: configuration error: {err}");
+                ExitCode::from(2)
+            }
+            Err(err) => {
+                eprintln!("tracehose subscribe: error: {err}");
+                ExitCode::FAILURE
+            }
         }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(report) if report.succeeded() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(SubscribeError::Config(err)) => {
-            eprintln!("tracehose subscribe: configuration error: {err}");
-            ExitCode::from(2)
-        }
-        Err(err) => {
-            eprintln!("tracehose subscribe: error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// Runs `tracehose subscribe`: validates, subscribes, prints the report to stdout. The caller turns
