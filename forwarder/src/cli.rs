@@ -100,7 +100,8 @@ fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
             }
         };
         // `tracehose process ... | head` closing the pipe is not a failure of ours, and needs no summary.
-        let broken_pipe = matches!(&outcome.stopped, Some(DeliveryError::AllFailed(e)) if e.kind() == ErrorKind::BrokenPipe);
+        let broken_pipe = outcome.ledger.reader_gone
+            || matches!(&outcome.stopped, Some(DeliveryError::AllFailed(e)) if e.kind() == ErrorKind::BrokenPipe);
         if broken_pipe {
             return ExitCode::SUCCESS;
         }

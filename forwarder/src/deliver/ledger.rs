@@ -87,6 +87,9 @@ pub struct Ledger {
     pub rejected: LineSet,
     /// Where each unit (a Firehose record, a request...) starts in the line numbering, in order.
     pub unit_starts: Vec<u64>,
+    /// A local destination's reader went away (`tracehose process | head`): its lines were not delivered,
+    /// but nobody is left to want them.
+    pub reader_gone: bool,
 }
 
 impl Ledger {

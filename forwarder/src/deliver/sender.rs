@@ -182,9 +182,19 @@ impl<R: Fn(String)> Tally<R> {
                 d.failed += d.received - ended;
             }
         }
-        for (local, failed) in report.local {
+        let mut errors = Vec::new();
+        for (local, failed, error) in report.local {
             ledger.failed.union(&failed);
+            match error {
+                // A reader that stopped reading (`| head`) is not a failure worth a word.
+                Some(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ledger.reader_gone = true,
+                Some(err) => errors.push(format!("{}: writing output failed: {err}", local.name)),
+                None => {}
+            }
             ledger.destinations.push(local);
+        }
+        for error in errors {
+            self.error(error);
         }
         self.ledger
     }

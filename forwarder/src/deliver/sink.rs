@@ -34,8 +34,8 @@ pub(super) struct SinkReport {
     /// Per HTTP destination: lines offered, and lines too large to send even alone.
     pub offered: Vec<u64>,
     pub too_large: Vec<LineSet>,
-    /// The local destinations, complete.
-    pub local: Vec<(DestinationLedger, LineSet)>,
+    /// The local destinations, complete, with the write error that ended each, if one did.
+    pub local: Vec<(DestinationLedger, LineSet, Option<io::Error>)>,
 }
 
 #[derive(Debug, Error)]
@@ -108,11 +108,11 @@ impl LocalDestination {
         self.error = Some(err);
     }
 
-    fn finish(mut self, lines: u64) -> (DestinationLedger, LineSet) {
+    fn finish(mut self, lines: u64) -> (DestinationLedger, LineSet, Option<io::Error>) {
         self.flush(lines);
         self.ledger.failed = self.failed.len();
         self.ledger.delivered = self.ledger.received - self.ledger.failed;
-        (self.ledger, self.failed)
+        (self.ledger, self.failed, self.error)
     }
 }
 
