@@ -83,7 +83,7 @@ for arch in x86_64 arm64; do
   flag=$([ "$arch" = arm64 ] && echo --arm64 || echo --x86-64)
 
   echo "package: forwarder for $arch"
-  cargo lambda build --release --locked "$flag" --output-format zip --lambda-dir "$lambda_dir/$arch" \
+  cargo lambda build --profile lambda --locked "$flag" --output-format zip --lambda-dir "$lambda_dir/$arch" \
     -p tracehose-forwarder --bin tracehose
   cp "$lambda_dir/$arch/tracehose/bootstrap.zip" "$out/tracehose-forwarder-$arch.zip"
   built+=("$out/tracehose-forwarder-$arch.zip:$forwarder_budget")

@@ -4,6 +4,7 @@
 //! (what each line says) -> [`correlate`] (join each line to its invocation's trace) -> [`output`] (write
 //! records). [`pipeline`] drives the stages and counts every outcome in a [`summary::Summary`].
 
+pub mod aws;
 pub mod cli;
 pub mod correlate;
 pub mod deliver;

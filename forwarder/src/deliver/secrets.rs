@@ -94,7 +94,7 @@ impl Settings {
         if wanted.is_empty() {
             return Ok(self);
         }
-        let config = aws_config::load_from_env().await;
+        let config = crate::aws::sdk_config().await;
         let client = aws_sdk_secretsmanager::Client::new(&config);
         for (var, target, arn) in wanted {
             let output = client

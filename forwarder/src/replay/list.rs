@@ -2,7 +2,6 @@
 //! `YYYY/MM/dd/HH` path (Firehose's own layout), else by the object's last-modified time. Objects go out
 //! through a bounded channel as pages arrive, so reading and processing start before listing ends.
 
-use aws_config::BehaviorVersion;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::Client;
 use thiserror::Error;
@@ -33,7 +32,7 @@ pub struct ObjectInfo {
 
 /// The AWS configuration as the AWS CLI would pick it (region, credentials, `AWS_ENDPOINT_URL*`).
 pub async fn aws_config() -> Result<aws_config::SdkConfig, ListError> {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let config = crate::aws::sdk_config().await;
     if config.region().is_none() {
         return Err(ListError::NoRegion);
     }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudwatchlogs::Client;
 
@@ -15,7 +14,7 @@ use super::settings::SubscribeSettings;
 
 /// A CloudWatch Logs client for the configured region and endpoint, as the AWS CLI would pick them.
 pub async fn client_from_env() -> Result<Client, SubscribeError> {
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let config = crate::aws::sdk_config().await;
     if config.region().is_none() {
         return Err(SubscribeError::NoRegion);
     }
