@@ -342,6 +342,9 @@ mod tests {
         let p = parse(r#"{"message":"[!dt dt.trace_id=0af7651916cd43dd8448eb211c80319c] in the text","level":{"nested":true}}"#).unwrap();
         assert!(p.context.is_some());
         assert_eq!(p.severity, Severity::Unspecified);
+        // The .NET Lambda runtime's JSON log format.
+        let p = parse(r#"{"timestamp":"2026-11-21T10:00:00.000Z","level":"Information","requestId":"r","message":"hi"}"#).unwrap();
+        assert_eq!(p.severity, Severity::Info);
     }
 
     fn ctx(line: &str) -> Option<(String, Option<String>)> {

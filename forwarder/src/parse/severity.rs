@@ -49,6 +49,10 @@ impl Severity {
     /// A level word as loggers print it: `INFO`, `info`, `Warning`, `CRITICAL`, `E`... Unknown words are `None`.
     pub fn from_word(word: &str) -> Option<Self> {
         let w = word.trim().as_bytes();
+        // .NET's `LogLevel` (and with it the .NET Lambda runtime's JSON `level`) is the one long word in use.
+        if w.eq_ignore_ascii_case(b"information") {
+            return Some(Severity::Info);
+        }
         if w.len() > 8 || w.contains(&0) {
             return None;
         }
@@ -123,6 +127,8 @@ mod tests {
         assert_eq!(Severity::from_word("INFO\0"), None);
         assert_eq!(Severity::from_word(""), None);
         assert_eq!(Severity::from_word("VERBOSE"), Some(Severity::Trace));
+        assert_eq!(Severity::from_word("Information"), Some(Severity::Info));
+        assert_eq!(Severity::from_word("informations"), None);
     }
 
     #[test]
@@ -132,6 +138,7 @@ mod tests {
         assert_eq!(guess("an error happened"), Severity::Unspecified);
         assert_eq!(guess("WARN"), Severity::Warn);
         assert_eq!(guess("[[[[WARN]"), Severity::Warn);
+        assert_eq!(guess("Information: started"), Severity::Info);
         assert_eq!(guess(&"E".repeat(1 << 20)), Severity::Unspecified);
         assert_eq!(guess("éééééé: x"), Severity::Unspecified);
         assert_eq!(
