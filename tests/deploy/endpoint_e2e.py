@@ -15,35 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 import uuid
+
+from harness import Cases, clients, free_port, moto_server, wait_port
 
 BINARY, INTAKE = sys.argv[1], sys.argv[2]
 KEY = "e2e-access-key"
 ARN = "arn:aws:firehose:us-east-1:123456789012:deliverystream/e2e"
 SAMPLE = json.load(open("samples/events/firehose-http-json-format.json"))
 WORK = tempfile.mkdtemp(prefix="endpoint-e2e-")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, what, limit=600):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited early")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{what} did not listen within {limit} s")
 
 
 def start_intake():
@@ -246,20 +228,8 @@ def serve_cases(srv):
 
 # ---------------------------------------------------------------- moto: genuine subscription payloads
 
-def start_moto():
-    port = free_port()
-    log = open(os.path.join(WORK, "moto.log"), "w")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-                             "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    wait_port(port, proc, "moto_server", 60)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def moto_payloads(endpoint):
-    import boto3
-    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-              aws_secret_access_key="testing")
-    logs, s3, firehose, iam = (boto3.client(n, **kw) for n in ("logs", "s3", "firehose", "iam"))
+    logs, s3, firehose, iam = clients(endpoint, "logs", "s3", "firehose", "iam")
     role = iam.create_role(RoleName="cwl", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     s3.create_bucket(Bucket="delivered")
     stream = firehose.create_delivery_stream(
@@ -289,11 +259,8 @@ def moto_payloads(endpoint):
 
 
 def moto_case(intake_url):
-    proc, endpoint = start_moto()
-    try:
+    with moto_server() as endpoint:
         stream, records, count = moto_payloads(endpoint)
-    finally:
-        proc.terminate()
     srv = Serve(intake_url)
     try:
         request_id = str(uuid.uuid4())
@@ -314,19 +281,8 @@ def moto_case(intake_url):
 
 def main():
     intake, intake_url = start_intake()
-    passed = failed = 0
-
-    def run(name, fn, *args):
-        nonlocal passed, failed
-        try:
-            fn(*args)
-            passed += 1
-            print(f"ok   {name}", flush=True)
-        except Exception:
-            failed += 1
-            print(f"FAIL {name}", flush=True)
-            traceback.print_exc()
-
+    cases = Cases()
+    run = cases.run
     srv = Serve(intake_url)
     run("serve: gzip and plain, keys, common attributes, malformed JSON and base64, a retried id", serve_cases, srv)
 
@@ -363,9 +319,8 @@ def main():
         assert not summary["violations"], summary["violations"]
         assert summary["entries_accepted"].get("dynatrace", 0) >= 7 * 3, summary
     run("intake: every delivery met the Dynatrace contract", intake_clean)
-    print(f"endpoint suite: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    return cases.done("endpoint suite")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

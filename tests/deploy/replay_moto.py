@@ -15,48 +15,16 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
-import urllib.request
 
-import boto3
+from harness import REGION, Cases, aws_environ, clients, free_port, moto_server, stop
 
-REGION = "us-east-1"
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tracehose"
 HOUR = "2026/01/02/03"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto():
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited early, see {log.name}")
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"moto_server did not answer within 30 s, see {log.name}")
 
 
 def payload(messages, group="/aws/lambda/app", stream="2026/01/02/[$LATEST]abc"):
@@ -105,20 +73,8 @@ class Env:
     def __init__(self, endpoint):
         self.endpoint = endpoint
         self.tmp = tempfile.mkdtemp(prefix="replay-e2e-")
-        self.environ = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACEHOSE_", "OTEL_", "DT_", "DD_"))}
-        self.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION=REGION,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        )
-        kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-        self.s3 = boto3.client("s3", **kw)
-        self.firehose = boto3.client("firehose", **kw)
-        self.iam = boto3.client("iam", **kw)
+        self.environ = aws_environ(endpoint, strip=("AWS_", "TRACEHOSE_", "OTEL_", "DT_", "DD_"))
+        self.s3, self.firehose, self.iam = clients(endpoint, "s3", "firehose", "iam")
         self.buckets = 0
 
     def bucket(self):
@@ -553,11 +509,7 @@ def the_lambda_face_replays_a_notified_object_and_stops_after_max_attempts(env):
         assert tags == {"tracehose-replay-attempts": "3", "team": "x"}, tags
     finally:
         for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
 
 
 def main():
@@ -565,29 +517,13 @@ def main():
         print(f"replay e2e: binary {BINARY} not found", file=sys.stderr)
         return 2
     only = os.environ.get("REPLAY_CASES", "").split(",") if os.environ.get("REPLAY_CASES") else None
-    proc, endpoint = start_moto()
-    passed = failed = 0
-    try:
+    cases = Cases()
+    with moto_server() as endpoint:
         env = Env(endpoint)
         for fn in CASES:
-            if only and fn.__name__ not in only:
-                continue
-            try:
-                fn(env)
-                passed += 1
-                print(f"ok   {fn.__name__}", flush=True)
-            except Exception:
-                failed += 1
-                print(f"FAIL {fn.__name__}", flush=True)
-                traceback.print_exc(file=sys.stdout)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    print(f"replay: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+            if not only or fn.__name__ in only:
+                cases.run(fn.__name__, fn, env)
+    return cases.done("replay")
 
 
 if __name__ == "__main__":

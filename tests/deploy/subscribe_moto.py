@@ -7,75 +7,23 @@ Ends with the plain 'N passed, N failed' line; exits non-zero when any case fail
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import traceback
-import urllib.request
 
-import boto3
+from harness import REGION, Cases, aws_environ, clients, moto_server
 
-REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tracehose"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_moto():
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited early, see {log.name}")
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError(f"moto_server did not answer within 30 s, see {log.name}")
 
 
 class Env:
     def __init__(self, endpoint):
         self.endpoint = endpoint
-        self.environ = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRACEHOSE_"))
-        }
-        self.environ.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION=REGION,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        self.environ = aws_environ(endpoint)
+        self.logs, self.iam, self.awslambda, self.s3, self.firehose = clients(
+            endpoint, "logs", "iam", "lambda", "s3", "firehose"
         )
-        kw = dict(
-            endpoint_url=endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        self.logs = boto3.client("logs", **kw)
-        self.iam = boto3.client("iam", **kw)
-        self.awslambda = boto3.client("lambda", **kw)
-        self.s3 = boto3.client("s3", **kw)
-        self.firehose = boto3.client("firehose", **kw)
 
     def run(self, *args, extra_env=None):
         env = dict(self.environ)
@@ -297,29 +245,14 @@ def main():
     if not os.access(BINARY, os.X_OK):
         print(f"subscribe e2e: binary {BINARY} not found", file=sys.stderr)
         return 2
-    proc, endpoint = start_moto()
-    passed = failed = 0
-    try:
+    cases = Cases()
+    with moto_server() as endpoint:
         env = Env(endpoint)
         functions, stream, cwl_role = make_fixtures(env)
         fx = {"functions": functions, "stream": stream, "cwl_role": cwl_role}
         for fn in CASES:
-            try:
-                fn(env, fx)
-                passed += 1
-                print(f"ok   {fn.__name__}")
-            except Exception:
-                failed += 1
-                print(f"FAIL {fn.__name__}")
-                traceback.print_exc(file=sys.stdout)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    print(f"subscribe: {passed} passed, {failed} failed")
-    return 0 if failed == 0 else 1
+            cases.run(fn.__name__, fn, env, fx)
+    return cases.done("subscribe")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ trap cleanup EXIT
 check "samples are generated from their sources" python3 samples/generate.py --check
 
 cargo build --quiet --locked -p tracehose-forwarder --bin tracehose
-bin=target/debug/tracehose
+source tests/lib/target.sh
+bin="$target_dir/debug/tracehose"
 
 cli_samples() {
   "$bin" process samples/events/* >"$work/out.ndjson" 2>"$work/err.txt" || return 1

@@ -22,13 +22,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 1; done; return 1; }
 
 cargo build --quiet --locked -p tracehose-forwarder --bin tracehose --example intake
-bin=target/debug/tracehose
+source tests/lib/target.sh
+bin="$target_dir/debug/tracehose"
 
 # start_intake NAME [ARGS...]: an intake in the background; its base URL in $NAME_url, its output in $work/NAME.out.
 start_intake() {
   local name=$1
   shift
-  target/debug/examples/intake --dt-token dt-token --dd-key dd-key "$@" >"$work/$name.out" 2>"$work/$name.err" &
+  "$target_dir/debug/examples/intake" --dt-token dt-token --dd-key dd-key "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
   eval "${name}_pid=$!"
   for _ in $(seq 1 100); do

@@ -8,5 +8,5 @@ source tests/lib/python.sh
 ensure_venv
 
 cargo build --quiet --locked -p tracehose-forwarder --bin tracehose --example intake
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+source tests/lib/target.sh
 python tests/deploy/endpoint_e2e.py "$target_dir/debug/tracehose" "$target_dir/debug/examples/intake"

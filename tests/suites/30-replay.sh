@@ -9,5 +9,5 @@ source tests/lib/python.sh
 ensure_venv
 
 cargo build --quiet --locked -p tracehose-forwarder --bin tracehose
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+source tests/lib/target.sh
 python tests/deploy/replay_moto.py "$target_dir/debug/tracehose"

@@ -33,7 +33,8 @@ wait_for() { # file pattern seconds
   done
 }
 
-target="${CARGO_TARGET_DIR:-$root/target}"
+source tests/lib/target.sh
+target=$target_dir
 cargo build --locked -p tracehose-extension --bin tracehose-extension
 extension="$target/debug/tracehose-extension"
 (cd samples/function && cargo fmt -- --check)
