@@ -8,8 +8,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::Builder;
 
-/// Loads the shared configuration with an HTTPS client on rustls and ring. Call once per process: the client
-/// keeps its connection pool.
+/// Loads the configuration with an HTTPS client on rustls and ring. Each call loads it again and builds a new
+/// client (with its own connection pool), so callers build their SDK clients from it once, at start.
 pub async fn sdk_config() -> SdkConfig {
     let http_client = Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
