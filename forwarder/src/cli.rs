@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::aws::Aws;
 use crate::deliver::{DeliveryError, DeliverySetup};
 use crate::limits::Limits;
 use crate::process;
@@ -83,7 +84,7 @@ fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
         limits.max_decompressed_bytes = usize::try_from(max).unwrap_or(usize::MAX);
     }
     block_on(async move {
-        let setup = match DeliverySetup::from_env().await {
+        let setup = match DeliverySetup::from_env(&Aws::default()).await {
             Ok(setup) => setup,
             Err(err) => {
                 eprintln!("tracehose: configuration error: {err}");

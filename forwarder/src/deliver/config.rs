@@ -19,6 +19,7 @@ use super::encode::{Encoder, RequestLimits};
 use super::filter::{Filter, FilterError};
 use super::secrets::Settings;
 use super::sender::HttpDestination;
+use crate::aws::Aws;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -293,8 +294,8 @@ pub struct DeliverySetup {
 
 impl DeliverySetup {
     /// Reads the secrets the environment names, then every setting; at start, once.
-    pub async fn from_env() -> Result<Self, SetupError> {
-        let settings = Settings::from_env().resolve_secrets().await?;
+    pub async fn from_env(aws: &Aws) -> Result<Self, SetupError> {
+        let settings = Settings::from_env().resolve_secrets(aws).await?;
         Self::from_settings(&settings)
     }
 

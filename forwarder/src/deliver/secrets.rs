@@ -7,6 +7,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::aws::Aws;
+
 /// Each `*_SECRET_ARN` variable and the variable whose value its secret provides.
 pub const SECRET_VARIABLES: [(&str, &str); 6] = [
     ("DT_CONNECTION_AUTH_TOKEN_SECRET_ARN", "DT_CONNECTION_AUTH_TOKEN"),
@@ -89,13 +91,12 @@ impl Settings {
 
     /// Reads every secret a `*_SECRET_ARN` variable names, once. Does nothing (and needs no AWS
     /// credentials) when none is set.
-    pub async fn resolve_secrets(mut self) -> Result<Self, SecretError> {
+    pub async fn resolve_secrets(mut self, aws: &Aws) -> Result<Self, SecretError> {
         let wanted = self.wanted();
         if wanted.is_empty() {
             return Ok(self);
         }
-        let config = crate::aws::sdk_config().await;
-        let client = aws_sdk_secretsmanager::Client::new(&config);
+        let client = aws_sdk_secretsmanager::Client::new(aws.config().await);
         for (var, target, arn) in wanted {
             let output = client
                 .get_secret_value()
@@ -137,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_to_resolve_needs_no_aws() {
         let settings = Settings::from_pairs([("DD_API_KEY", "k")])
-            .resolve_secrets()
+            .resolve_secrets(&Aws::default())
             .await
             .unwrap();
         assert_eq!(settings.get("DD_API_KEY").unwrap(), "k");

@@ -10,6 +10,7 @@ use clap::Args;
 use super::auth::AccessKeys;
 use super::serve::{self, ServeOptions};
 use super::{Endpoint, EndpointConfig};
+use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Settings};
 use crate::limits::Limits;
 
@@ -46,7 +47,7 @@ pub fn main(args: ServeArgs, limits: Limits) -> ExitCode {
 }
 
 async fn run(args: ServeArgs, limits: Limits) -> ExitCode {
-    let settings = match Settings::from_env().resolve_secrets().await {
+    let settings = match Settings::from_env().resolve_secrets(&Aws::default()).await {
         Ok(settings) => settings,
         Err(err) => return config_error(&err),
     };

@@ -25,11 +25,13 @@ use tokio::sync::Mutex;
 
 use self::firehose::FirehoseMode;
 use self::route::Routed;
+use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Settings};
 use crate::endpoint::{function_url, AccessKeys, Endpoint, EndpointConfig, EndpointError, Reply};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
 use crate::process::print_summary;
+use crate::replay::lambda::S3Hook;
 use crate::subscribe::{self, Subscriber};
 use crate::summary::Summary;
 
@@ -82,6 +84,8 @@ pub struct Handler {
     firehose_mode: FirehoseMode,
     /// The Firehose HTTP endpoint, for function URL and API Gateway events.
     endpoint: Option<Arc<Endpoint>>,
+    /// Replays the Firehose backup objects S3 notifies.
+    s3_hook: S3Hook,
 }
 
 /// Time kept back from the invocation's deadline to answer after delivery gave up: a late answer is a
@@ -106,7 +110,14 @@ impl Handler {
             delivery,
             firehose_mode,
             endpoint: None,
+            s3_hook: S3Hook::default(),
         }
+    }
+
+    /// Shares the function's AWS configuration with the clients the handler builds later (the replay hook's).
+    pub fn with_aws(mut self, aws: Aws) -> Self {
+        self.s3_hook = S3Hook::new(aws);
+        self
     }
 
     /// Answers function URL and API Gateway events as a Firehose HTTP endpoint.
@@ -165,9 +176,7 @@ impl Handler {
             }
             Routed::Unrecognised => {
                 // An S3 ObjectCreated notification for a Firehose backup object: replay that object.
-                if let Some(replayed) =
-                    crate::replay::lambda::handle_s3_event(&event, self.limits, &self.delivery).await
-                {
+                if let Some(replayed) = self.s3_hook.handle(&event, self.limits, &self.delivery).await {
                     return Ok(replayed?);
                 }
                 if let Some(response) = self.route_event_bridge(&event).await? {
@@ -321,9 +330,11 @@ pub fn main() -> ExitCode {
 /// Configuration is read and validated once, at cold start: a bad variable fails the init with its name.
 async fn run() -> Result<(), lambda_runtime::Error> {
     let limits = Limits::from_env()?;
-    let subscriber = Subscriber::from_env().await?;
+    // Loaded at its first use, then shared by every AWS client of the function.
+    let aws = Aws::default();
+    let subscriber = Subscriber::from_env(&aws).await?;
     // Secrets once, for the destinations and the endpoint's access keys alike.
-    let settings = Settings::from_env().resolve_secrets().await?;
+    let settings = Settings::from_env().resolve_secrets(&aws).await?;
     let delivery = DeliverySetup::from_settings(&settings)?;
     // No key is not an error here (most deployments are not behind a function URL): every function URL
     // request is then refused with a 500 that says so, and Firehose keeps the data.
@@ -349,7 +360,8 @@ async fn run() -> Result<(), lambda_runtime::Error> {
         delivery,
         firehose_mode,
     )
-    .with_endpoint(endpoint);
+    .with_endpoint(endpoint)
+    .with_aws(aws);
     let handler = Arc::new(Mutex::new(handler));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let handler = Arc::clone(&handler);

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::OnceCell;
 
+use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Ledger};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
@@ -150,36 +151,75 @@ struct Clients {
     firehose: aws_sdk_firehose::Client,
 }
 
-/// Built at the first notification and kept while the function is warm.
-static CLIENTS: OnceCell<Clients> = OnceCell::const_new();
-
-/// Replays every object an S3 `ObjectCreated` notification names; `None` when `raw` is not such an event,
-/// so the caller goes on with its own routing. An `Err` (an object not done) makes Lambda retry the event.
-pub async fn handle_s3_event(
-    raw: &str,
-    limits: Limits,
-    delivery: &DeliverySetup,
-) -> Option<Result<Value, LambdaError>> {
-    let event: Value = serde_json::from_str(raw).ok()?;
-    let objects = created_objects(&event)?;
-    Some(replay_objects(objects, limits, delivery).await)
+/// Replays the backup objects S3 notifies; kept by the Lambda handler while the function is warm, with its
+/// S3 and Firehose clients built at the first notification from the function's shared AWS configuration.
+#[derive(Default)]
+pub struct S3Hook {
+    aws: Aws,
+    clients: OnceCell<Clients>,
 }
 
-async fn replay_objects(
+impl std::fmt::Debug for S3Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Hook")
+            .field("clients_built", &self.clients.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Hook {
+    pub fn new(aws: Aws) -> Self {
+        Self {
+            aws,
+            clients: OnceCell::new(),
+        }
+    }
+
+    /// Replays every object an S3 `ObjectCreated` notification names; `None` when `raw` is not such an
+    /// event, so the caller goes on with its own routing. An `Err` (an object not done) makes Lambda retry
+    /// the event.
+    pub async fn handle(
+        &self,
+        raw: &str,
+        limits: Limits,
+        delivery: &DeliverySetup,
+    ) -> Option<Result<Value, LambdaError>> {
+        let event: Value = serde_json::from_str(raw).ok()?;
+        let objects = created_objects(&event)?;
+        Some(self.replay_objects(objects, limits, delivery).await)
+    }
+
+    async fn clients(&self) -> Result<&Clients, ReplayError> {
+        self.clients
+            .get_or_try_init(|| async {
+                let config = self.aws.regional().await?;
+                Ok(Clients {
+                    s3: list::s3_client(config),
+                    firehose: aws_sdk_firehose::Client::new(config),
+                })
+            })
+            .await
+    }
+
+    async fn replay_objects(
+        &self,
+        objects: Vec<(String, String)>,
+        limits: Limits,
+        delivery: &DeliverySetup,
+    ) -> Result<Value, LambdaError> {
+        let settings = LambdaSettings::from_lookup(|v| std::env::var(v).ok())?;
+        let clients = self.clients().await?;
+        replay_with(clients, &settings, objects, limits, delivery).await
+    }
+}
+
+async fn replay_with(
+    clients: &Clients,
+    settings: &LambdaSettings,
     objects: Vec<(String, String)>,
     limits: Limits,
     delivery: &DeliverySetup,
 ) -> Result<Value, LambdaError> {
-    let settings = LambdaSettings::from_lookup(|v| std::env::var(v).ok())?;
-    let clients = CLIENTS
-        .get_or_try_init(|| async {
-            let config = list::aws_config().await.map_err(ReplayError::from)?;
-            Ok::<_, LambdaError>(Clients {
-                s3: list::s3_client(&config),
-                firehose: aws_sdk_firehose::Client::new(&config),
-            })
-        })
-        .await?;
     let mut answers = Vec::new();
     for (bucket, key) in objects {
         let ctx = Arc::new(Ctx {

@@ -17,8 +17,6 @@ pub enum ListError {
         prefix: String,
         detail: String,
     },
-    #[error("no AWS region is configured (AWS_REGION or a profile's region)")]
-    NoRegion,
 }
 
 /// One object to replay.
@@ -28,15 +26,6 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Start of the hour the object belongs to, epoch seconds, when known.
     pub time: Option<i64>,
-}
-
-/// The AWS configuration as the AWS CLI would pick it (region, credentials, `AWS_ENDPOINT_URL*`).
-pub async fn aws_config() -> Result<aws_config::SdkConfig, ListError> {
-    let config = crate::aws::sdk_config().await;
-    if config.region().is_none() {
-        return Err(ListError::NoRegion);
-    }
-    Ok(config)
 }
 
 /// An S3 client; path-style addressing whenever a custom endpoint is set, since S3-compatible servers

@@ -53,6 +53,8 @@ pub enum ReplayError {
     #[error(transparent)]
     List(#[from] list::ListError),
     #[error(transparent)]
+    Region(#[from] crate::aws::NoRegion),
+    #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error("{object}: cannot read the object: {detail}")]
     Get { object: String, detail: String },

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Ledger};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
@@ -82,8 +83,9 @@ pub async fn run(
     let (bucket, prefix) = parse_source(&args.source)?;
     let target = parse_target(&args.to)?;
     let (since, until) = parse_window(args.since.as_deref(), args.until.as_deref())?;
-    let config = list::aws_config().await?;
-    let s3 = list::s3_client(&config);
+    let aws = Aws::default();
+    let config = aws.regional().await?;
+    let s3 = list::s3_client(config);
     let checkpoint = Checkpoint::open(
         args.checkpoint.as_deref(),
         &format!("s3://{bucket}/{prefix}"),
@@ -111,14 +113,14 @@ pub async fn run(
     } else {
         let target = match target {
             Target::Destinations => {
-                let setup = DeliverySetup::from_env()
+                let setup = DeliverySetup::from_env(&aws)
                     .await
                     .map_err(|err| ReplayError::Config(err.to_string()))?;
                 outcome.http = !setup.destinations.http.is_empty();
                 Worker::Destinations(Box::new(setup))
             }
             Target::Firehose(stream) => Worker::Firehose {
-                client: aws_sdk_firehose::Client::new(&config),
+                client: aws_sdk_firehose::Client::new(config),
                 stream,
                 in_flight: usize::from(args.concurrency),
             },

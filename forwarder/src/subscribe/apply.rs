@@ -11,14 +11,11 @@ use super::event::CreateLogGroupEvent;
 use super::plan::{matches_prefix, plan, ExistingFilter, Plan};
 use super::report::{Action, GroupReport, RunReport};
 use super::settings::SubscribeSettings;
+use crate::aws::Aws;
 
 /// A CloudWatch Logs client for the configured region and endpoint, as the AWS CLI would pick them.
-pub async fn client_from_env() -> Result<Client, SubscribeError> {
-    let config = crate::aws::sdk_config().await;
-    if config.region().is_none() {
-        return Err(SubscribeError::NoRegion);
-    }
-    Ok(Client::new(&config))
+pub async fn client(aws: &Aws) -> Result<Client, SubscribeError> {
+    Ok(Client::new(aws.regional().await?))
 }
 
 /// Subscribes log groups to the configured destination. Build it once (in Lambda: at cold start) and reuse it.
@@ -31,9 +28,9 @@ pub struct Subscriber {
 impl Subscriber {
     /// The automatic subscriber of the Lambda handler, from `TRACEHOSE_SUBSCRIBE_*` and the AWS environment;
     /// `Ok(None)` when `TRACEHOSE_SUBSCRIBE_PREFIXES` is not set. Call once, at cold start.
-    pub async fn from_env() -> Result<Option<Self>, SubscribeError> {
+    pub async fn from_env(aws: &Aws) -> Result<Option<Self>, SubscribeError> {
         match SubscribeSettings::from_env()? {
-            Some(settings) => Ok(Some(Self::new(client_from_env().await?, settings))),
+            Some(settings) => Ok(Some(Self::new(client(aws).await?, settings))),
             None => Ok(None),
         }
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
 
-use super::apply::{client_from_env, Subscriber};
+use super::apply::{client, Subscriber};
 use super::error::{ConfigError, SubscribeError};
 use super::event::CreateLogGroupEvent;
 use super::report::RunReport;
@@ -133,7 +133,7 @@ pub async fn run(args: &SubscribeArgs) -> Result<RunReport, SubscribeError> {
         Some(path) => Some(read_event(path)?),
         None => None,
     };
-    let subscriber = Subscriber::new(client_from_env().await?, settings);
+    let subscriber = Subscriber::new(client(&crate::aws::Aws::default()).await?, settings);
     let report = if let Some(event) = event {
         let group = if args.dry_run {
             // The event path has no dry run of its own: plan the group as `--log-group` would, if covered.

@@ -20,8 +20,8 @@ pub enum ConfigError {
 pub enum SubscribeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile with a region)")]
-    NoRegion,
+    #[error(transparent)]
+    Region(#[from] crate::aws::NoRegion),
     #[error("listing log groups with prefix {prefix:?}: {detail}")]
     ListLogGroups { prefix: String, detail: String },
     #[error("log group {log_group:?} does not exist")]

@@ -13,7 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod settings;
 
-pub use apply::{client_from_env, Subscriber};
+pub use apply::{client, Subscriber};
 pub use cli::SubscribeArgs;
 pub use error::{ConfigError, SubscribeError};
 pub use event::{is_create_log_group_event, CreateLogGroupEvent, EventError};
