@@ -34,14 +34,13 @@ wait_for() { # file pattern seconds
 }
 
 source tests/lib/target.sh
-target=$target_dir
 cargo build --locked -p tracehose-extension --bin tracehose-extension
-extension="$target/debug/tracehose-extension"
+extension="$target_dir/debug/tracehose-extension"
 (cd samples/function && cargo fmt -- --check)
-(cd samples/function && CARGO_TARGET_DIR="$target/sample-function" cargo clippy --locked --quiet --all-targets -- -D warnings)
-(cd samples/function && CARGO_TARGET_DIR="$target/sample-function" cargo test --locked --quiet)
-(cd samples/function && CARGO_TARGET_DIR="$target/sample-function" cargo build --locked --quiet --bin bootstrap)
-function_bin="$target/sample-function/debug/bootstrap"
+(cd samples/function && CARGO_TARGET_DIR="$target_dir/sample-function" cargo clippy --locked --quiet --all-targets -- -D warnings)
+(cd samples/function && CARGO_TARGET_DIR="$target_dir/sample-function" cargo test --locked --quiet)
+(cd samples/function && CARGO_TARGET_DIR="$target_dir/sample-function" cargo build --locked --quiet --bin bootstrap)
+function_bin="$target_dir/sample-function/debug/bootstrap"
 
 api_port=$(free_port)
 receiver_port=$(free_port)
