@@ -28,8 +28,9 @@ pub struct Aws {
 }
 
 impl Aws {
-    /// A configuration made elsewhere (a caller's own endpoints or credentials), used as it is.
-    pub fn from_config(config: SdkConfig) -> Self {
+    /// A configuration made by the test, used as it is.
+    #[cfg(test)]
+    fn from_config(config: SdkConfig) -> Self {
         Self {
             config: Arc::new(OnceCell::new_with(Some(config))),
         }

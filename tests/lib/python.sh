@@ -1,7 +1,7 @@
 # Sourced by suites that need Python tools (moto, cargo-lambda, checkov). Installs them into the ignored
-# .venv/ of the repository from tests/requirements.txt, with every version fixed by tests/constraints.txt, so a
-# fresh machine needs nothing installed by hand and gets the versions the suites last passed with. Re-installs only when
-# either file changes.
+# .venv/ of the repository from tests/requirements.txt, with every version fixed by tests/constraints.txt, so
+# a fresh machine needs nothing installed by hand and gets the versions the suites last passed with.
+# Re-installs only when either file changes.
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 venv="$repo_root/.venv"
 requirements="$repo_root/tests/requirements.txt"

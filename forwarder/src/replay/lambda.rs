@@ -146,6 +146,7 @@ fn url_decode(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[derive(Debug)]
 struct Clients {
     s3: aws_sdk_s3::Client,
     firehose: aws_sdk_firehose::Client,
@@ -153,18 +154,10 @@ struct Clients {
 
 /// Replays the backup objects S3 notifies; kept by the Lambda handler while the function is warm, with its
 /// S3 and Firehose clients built at the first notification from the function's shared AWS configuration.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct S3Hook {
     aws: Aws,
     clients: OnceCell<Clients>,
-}
-
-impl std::fmt::Debug for S3Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Hook")
-            .field("clients_built", &self.clients.initialized())
-            .finish_non_exhaustive()
-    }
 }
 
 impl S3Hook {
@@ -186,7 +179,7 @@ impl S3Hook {
     ) -> Option<Result<Value, LambdaError>> {
         let event: Value = serde_json::from_str(raw).ok()?;
         let objects = created_objects(&event)?;
-        Some(self.replay_objects(objects, limits, delivery).await)
+        Some(self.replay(objects, limits, delivery).await)
     }
 
     async fn clients(&self) -> Result<&Clients, ReplayError> {
@@ -201,7 +194,7 @@ impl S3Hook {
             .await
     }
 
-    async fn replay_objects(
+    async fn replay(
         &self,
         objects: Vec<(String, String)>,
         limits: Limits,
@@ -209,11 +202,11 @@ impl S3Hook {
     ) -> Result<Value, LambdaError> {
         let settings = LambdaSettings::from_lookup(|v| std::env::var(v).ok())?;
         let clients = self.clients().await?;
-        replay_with(clients, &settings, objects, limits, delivery).await
+        replay_objects(clients, &settings, objects, limits, delivery).await
     }
 }
 
-async fn replay_with(
+async fn replay_objects(
     clients: &Clients,
     settings: &LambdaSettings,
     objects: Vec<(String, String)>,

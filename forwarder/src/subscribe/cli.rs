@@ -15,6 +15,7 @@ use super::settings::{
     ENV_DESTINATION_ARN, ENV_FILTER_NAME, ENV_FILTER_PATTERN, ENV_LAMBDA_LOG_GROUP, ENV_OWN_LOG_GROUP,
     ENV_ROLE_ARN,
 };
+use crate::aws::Aws;
 
 const FLAG_SOURCES: SourceNames = SourceNames {
     destination_arn: "--destination (TRACEHOSE_SUBSCRIBE_DESTINATION_ARN)",
@@ -133,7 +134,7 @@ pub async fn run(args: &SubscribeArgs) -> Result<RunReport, SubscribeError> {
         Some(path) => Some(read_event(path)?),
         None => None,
     };
-    let subscriber = Subscriber::new(client(&crate::aws::Aws::default()).await?, settings);
+    let subscriber = Subscriber::new(client(&Aws::default()).await?, settings);
     let report = if let Some(event) = event {
         let group = if args.dry_run {
             // The event path has no dry run of its own: plan the group as `--log-group` would, if covered.
