@@ -1,7 +1,7 @@
 """End-to-end test of `tracehose replay` against S3 and Firehose served by a moto server.
 
 moto never writes Firehose failure backups, so each case writes backup objects itself (every shape of
-FORMATS.md section 6: http-endpoint-failed/ and processing-failed/ JSON lines, plain or gzip, and
+docs/formats.md section 6: http-endpoint-failed/ and processing-failed/ JSON lines, plain or gzip, and
 CloudWatch-to-S3 objects of gzip members), runs the real binary and checks what reached the destination
 (NDJSON on stdout or in TRACEHOSE_FILE, or the objects moto's Firehose wrote), what the checkpoint holds
 and which objects are left. A partial PutRecordBatch failure is injected by a small proxy in front of moto.
