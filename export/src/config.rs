@@ -31,7 +31,10 @@ impl Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
+    /// gzip at level 1: most of the size gain for a fraction of the CPU time, which is billed on Lambda.
     Gzip,
+    /// gzip at a level from 0 to 9 the user chose (the Datadog Agent's `DD_LOGS_CONFIG_COMPRESSION_LEVEL`).
+    GzipLevel(u32),
 }
 
 /// One place to POST a signal to, fully resolved.
@@ -146,48 +149,114 @@ pub fn otlp_from_env(
     }))
 }
 
-/// Dynatrace's OTLP endpoint, `{DT_CONNECTION_BASE_URL}/api/v2/otlp/v1/<signal>` with `Api-Token` auth.
-/// Dynatrace accepts protobuf only; payload limits are 8 MB for traces and 2 MB for logs.
-pub fn dynatrace_from_env(
+/// Where and how to reach a Dynatrace environment, read the same way by both binaries.
+#[derive(Clone)]
+pub struct DynatraceConnection {
+    /// `DT_CONNECTION_BASE_URL`, without a trailing slash.
+    pub base: String,
+    /// `Api-Token <token>`, marked sensitive.
+    pub authorization: HeaderValue,
+    /// The variable the token came from.
+    pub token_var: &'static str,
+}
+
+impl std::fmt::Debug for DynatraceConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynatraceConnection")
+            .field("base", &self.base)
+            .field("token_var", &self.token_var)
+            .finish()
+    }
+}
+
+/// The variables that may hold the token for `signal`, preferred first, each with the `*_SECRET_ARN`
+/// variables that stand for it. Logs prefer `DT_LOG_COLLECTION_AUTH_TOKEN`, the narrower token (scope
+/// `logs.ingest`) Dynatrace's Lambda layer reads for logs; it cannot ingest traces, so traces take
+/// `DT_CONNECTION_AUTH_TOKEN` only. `DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN` is the layer's own name.
+pub fn dynatrace_token_vars(signal: Signal) -> &'static [(&'static str, &'static [&'static str])] {
+    const CONNECTION: (&str, &[&str]) = (
+        "DT_CONNECTION_AUTH_TOKEN",
+        &[
+            "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN",
+            "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
+        ],
+    );
+    const LOG_COLLECTION: (&str, &[&str]) = (
+        "DT_LOG_COLLECTION_AUTH_TOKEN",
+        &["DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN"],
+    );
+    match signal {
+        Signal::Logs => &[LOG_COLLECTION, CONNECTION],
+        Signal::Traces => &[CONNECTION],
+    }
+}
+
+/// `DT_CONNECTION_BASE_URL` and the token for `signal` (see [`dynatrace_token_vars`]); `None` when no base
+/// URL is set. The caller resolves `*_SECRET_ARN` variables into the variables they name first: a secret
+/// variable whose token is still unset is an error, never a silent fall-back to the next token.
+pub fn dynatrace_connection(
     signal: Signal,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Destination>, ConfigError> {
+) -> Result<Option<DynatraceConnection>, ConfigError> {
     const BASE: &str = "DT_CONNECTION_BASE_URL";
-    const TOKEN: &str = "DT_CONNECTION_AUTH_TOKEN";
-    for var in [
-        "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN",
-        "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
-    ] {
-        if non_empty(env(var)).is_some() && non_empty(env(TOKEN)).is_none() {
+    let candidates = dynatrace_token_vars(signal);
+    let mut token = None;
+    for &(var, secrets) in candidates {
+        if let Some(value) = non_empty(env(var)) {
+            token = Some((var, value));
+            break;
+        }
+        if let Some(secret) = secrets.iter().find(|s| non_empty(env(s)).is_some()) {
             return Err(ConfigError::SecretUnresolved {
-                var: var.into(),
-                target: TOKEN.into(),
+                var: (*secret).into(),
+                target: var.into(),
             });
         }
     }
     let Some(base) = non_empty(env(BASE)) else {
         return Ok(None);
     };
-    let base = check_url(BASE, base)?;
-    let token = non_empty(env(TOKEN)).ok_or_else(|| ConfigError::Incomplete {
+    let base = check_url(BASE, base)?.trim_end_matches('/').to_owned();
+    let (token_var, token) = token.ok_or_else(|| ConfigError::Incomplete {
         var: BASE.into(),
-        missing: TOKEN.into(),
+        missing: match signal {
+            Signal::Logs => "DT_LOG_COLLECTION_AUTH_TOKEN (or DT_CONNECTION_AUTH_TOKEN)".into(),
+            Signal::Traces => {
+                "DT_CONNECTION_AUTH_TOKEN (DT_LOG_COLLECTION_AUTH_TOKEN ingests logs only)".into()
+            }
+        },
     })?;
-    let mut headers = HeaderMap::new();
-    let auth = HeaderValue::from_str(&format!("Api-Token {}", token.trim())).map_err(|_| {
+    let authorization = HeaderValue::from_str(&format!("Api-Token {}", token.trim())).map_err(|_| {
         ConfigError::BadHeader {
-            var: TOKEN.into(),
+            var: token_var.into(),
             index: 0,
         }
     })?;
-    headers.insert(reqwest::header::AUTHORIZATION, mark_sensitive(auth));
+    Ok(Some(DynatraceConnection {
+        base,
+        authorization: mark_sensitive(authorization),
+        token_var,
+    }))
+}
+
+/// Dynatrace's OTLP endpoint, `{DT_CONNECTION_BASE_URL}/api/v2/otlp/v1/<signal>` with `Api-Token` auth.
+/// Dynatrace accepts protobuf only; payload limits are 8 MB for traces and 2 MB for logs.
+pub fn dynatrace_from_env(
+    signal: Signal,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Destination>, ConfigError> {
+    let Some(connection) = dynatrace_connection(signal, env)? else {
+        return Ok(None);
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, connection.authorization);
     let max_body_bytes = match signal {
         Signal::Traces => 8_000_000,
         Signal::Logs => 2_000_000,
     };
     Ok(Some(Destination {
         name: "dynatrace",
-        url: join_path(&base, &format!("api/v2/otlp/{}", signal.path())),
+        url: join_path(&connection.base, &format!("api/v2/otlp/{}", signal.path())),
         headers,
         compression: Compression::Gzip,
         timeout: DEFAULT_TIMEOUT,
@@ -390,6 +459,87 @@ mod tests {
             dynatrace_from_env(Signal::Traces, &arn),
             Err(ConfigError::SecretUnresolved { .. })
         ));
+    }
+
+    /// Every documented form of the Dynatrace variables, per signal: the extension and the forwarder both
+    /// read them through [`dynatrace_connection`].
+    #[test]
+    fn dynatrace_token_per_signal_in_every_form() {
+        let base = ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com/");
+        let log = ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG");
+        let conn = ("DT_CONNECTION_AUTH_TOKEN", " dt0c01.CONN ");
+        let token = |signal, pairs: &[(&str, &str)]| {
+            let c = dynatrace_connection(signal, &env(pairs)).unwrap().unwrap();
+            assert_eq!(c.base, "https://abc.live.dynatrace.com");
+            assert!(!format!("{c:?}").contains("dt0c01"));
+            (c.token_var, c.authorization.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            token(Signal::Logs, &[base, log]),
+            ("DT_LOG_COLLECTION_AUTH_TOKEN", "Api-Token dt0c01.LOG".into())
+        );
+        assert_eq!(
+            token(Signal::Logs, &[base, conn]),
+            ("DT_CONNECTION_AUTH_TOKEN", "Api-Token dt0c01.CONN".into())
+        );
+        assert_eq!(
+            token(Signal::Logs, &[base, log, conn]).0,
+            "DT_LOG_COLLECTION_AUTH_TOKEN"
+        );
+        assert_eq!(
+            token(Signal::Traces, &[base, log, conn]).0,
+            "DT_CONNECTION_AUTH_TOKEN"
+        );
+        // The log token cannot ingest traces: named, not used.
+        let err = dynatrace_connection(Signal::Traces, &env(&[base, log])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DT_CONNECTION_BASE_URL is set but DT_CONNECTION_AUTH_TOKEN (DT_LOG_COLLECTION_AUTH_TOKEN \
+             ingests logs only) is not"
+        );
+        let err = dynatrace_connection(Signal::Logs, &env(&[base])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DT_CONNECTION_BASE_URL is set but DT_LOG_COLLECTION_AUTH_TOKEN (or DT_CONNECTION_AUTH_TOKEN) is not"
+        );
+        assert!(dynatrace_connection(Signal::Logs, &env(&[log]))
+            .unwrap()
+            .is_none());
+        // A secret that was not read never falls back to another token.
+        for (signal, secret, others) in [
+            (
+                Signal::Logs,
+                "DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN",
+                &[base, conn][..],
+            ),
+            (Signal::Logs, "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN", &[base][..]),
+            (
+                Signal::Logs,
+                "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
+                &[base][..],
+            ),
+            (
+                Signal::Traces,
+                "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN",
+                &[base, log][..],
+            ),
+            (
+                Signal::Traces,
+                "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
+                &[base][..],
+            ),
+        ] {
+            let mut pairs = others.to_vec();
+            pairs.push((secret, "arn:aws:secretsmanager:eu-west-1:1:secret:t"));
+            let err = dynatrace_connection(signal, &env(&pairs)).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SecretUnresolved { var, .. } if var == secret),
+                "{signal:?} {secret}: {err}"
+            );
+        }
+        // Resolved, the secret's value is the token.
+        let resolved = [base, ("DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN", "arn:..."), log];
+        assert_eq!(token(Signal::Logs, &resolved).0, "DT_LOG_COLLECTION_AUTH_TOKEN");
     }
 
     #[test]

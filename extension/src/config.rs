@@ -412,6 +412,63 @@ mod tests {
         assert_eq!(c.flush_timeout, Duration::from_millis(80));
     }
 
+    /// The `DT_*` variables read as the forwarder reads them (both through `tracehose_export`): logs prefer
+    /// `DT_LOG_COLLECTION_AUTH_TOKEN`, traces need `DT_CONNECTION_AUTH_TOKEN`, and a secret variable whose
+    /// secret was not read is named, never replaced by the other token.
+    #[test]
+    fn dynatrace_variables_in_every_form() {
+        let base = ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com/");
+        let conn = ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN");
+        let log = ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG");
+        let ship = ("TRACEHOSE_SHIP_LOGS", "true");
+        let auth = |d: &Destination| d.headers["authorization"].to_str().unwrap().to_owned();
+
+        let c = config(&[base, conn]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            c.traces[0].url,
+            "https://abc.live.dynatrace.com/api/v2/otlp/v1/traces"
+        );
+        assert_eq!(auth(&c.traces[0]), "Api-Token dt0c01.CONN");
+
+        let c = config(&[base, conn, log, ship]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            c.logs[0].url,
+            "https://abc.live.dynatrace.com/api/v2/otlp/v1/logs"
+        );
+        assert_eq!(auth(&c.logs[0]), "Api-Token dt0c01.LOG");
+        assert_eq!(auth(&c.traces[0]), "Api-Token dt0c01.CONN");
+
+        let c = config(&[base, conn, ship]);
+        assert_eq!(auth(&c.logs[0]), "Api-Token dt0c01.CONN");
+
+        let c = config(&[base, log, ship]);
+        assert_eq!(auth(&c.logs[0]), "Api-Token dt0c01.LOG");
+        assert!(c.traces.is_empty());
+        assert_eq!(
+            c.errors,
+            ["DT_CONNECTION_BASE_URL is set but DT_CONNECTION_AUTH_TOKEN (DT_LOG_COLLECTION_AUTH_TOKEN ingests logs only) is not"]
+        );
+
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t";
+        let c = config(&[base, conn, ship, ("DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN", arn)]);
+        assert!(c.logs.is_empty());
+        assert_eq!(c.traces.len(), 1);
+        assert_eq!(
+            c.errors,
+            ["DT_LOG_COLLECTION_AUTH_TOKEN_SECRET_ARN is set but the secret it names was not read into DT_LOG_COLLECTION_AUTH_TOKEN"]
+        );
+        for secret in [
+            "DT_CONNECTION_AUTH_TOKEN_SECRET_ARN",
+            "DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN",
+        ] {
+            let c = config(&[base, (secret, arn)]);
+            assert!(c.traces.is_empty());
+            assert!(c.errors[0].starts_with(secret), "{:?}", c.errors);
+        }
+    }
+
     /// Zero, the largest u64, one past it, negative and empty-looking values: each refused by name, with
     /// the default in force.
     #[test]

@@ -30,7 +30,7 @@ pub struct Aws {
 impl Aws {
     /// A configuration made by the test, used as it is.
     #[cfg(test)]
-    fn from_config(config: SdkConfig) -> Self {
+    pub(crate) fn from_config(config: SdkConfig) -> Self {
         Self {
             config: Arc::new(OnceCell::new_with(Some(config))),
         }

@@ -31,7 +31,8 @@ fn setup(intake: &Intake, extra: &[(&str, &str)]) -> DeliverySetup {
         ("DT_LOG_COLLECTION_AUTH_TOKEN", DT_TOKEN.into()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", base.clone()),
         ("DD_API_KEY", DD_KEY.into()),
-        ("DD_LOGS_CONFIG_LOGS_DD_URL", format!("{base}/api/v2/logs")),
+        // The Datadog Agent's form, as users copy it: scheme, host and port, no path.
+        ("DD_LOGS_CONFIG_LOGS_DD_URL", base.clone()),
         ("TRACEHOSE_STDOUT", "false".into()),
     ]
     .into_iter()
@@ -171,6 +172,14 @@ async fn every_destination_gets_every_line_in_its_own_conventions() {
         assert_eq!(entry["cloud.provider"], "aws");
     }
 
+    // Datadog: the client appended the intake path to the agent-style address.
+    let datadog_paths: HashSet<String> = intake
+        .requests()
+        .into_iter()
+        .filter(|r| r.headers.contains_key("dd-api-key"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(datadog_paths, HashSet::from(["/api/v2/logs".to_owned()]));
     // Datadog: decimal low 64 bits of the trace id, tags, the request id.
     let datadog = intake.accepted_entries(Vendor::Datadog);
     assert_eq!(datadog.len(), expected.len());
@@ -302,6 +311,38 @@ async fn wrong_credentials_are_refused_and_counted() {
     assert_eq!(destination(&ledger, "dynatrace").rejected, 1);
     assert_eq!(destination(&ledger, "otlp").delivered, 1);
     intake.shutdown().await;
+}
+
+/// The agent's compression switches reach the wire: no `Content-Encoding` with compression off, gzip at the
+/// level asked otherwise; the intake accepts both.
+#[tokio::test]
+async fn datadog_compression_follows_the_agents_variables() {
+    for (vars, encoding) in [
+        (&[("DD_LOGS_CONFIG_USE_COMPRESSION", "false")][..], None),
+        (&[("DD_LOGS_CONFIG_COMPRESSION_LEVEL", "9")][..], Some("gzip")),
+    ] {
+        let intake = Intake::start(IntakeConfig::new(DT_TOKEN, DD_KEY)).await;
+        let setup = setup(&intake, vars);
+        let lines: Vec<String> = (0..50).map(|i| format!("line {i}")).collect();
+        let (_, ledger) = ship(&setup, vec![payload("g", lines)], Duration::from_secs(30)).await;
+        assert_eq!(destination(&ledger, "datadog").delivered, 50, "{ledger}");
+        let datadog: Vec<_> = intake
+            .requests()
+            .into_iter()
+            .filter(|r| r.vendor == Some(Vendor::Datadog))
+            .collect();
+        assert!(!datadog.is_empty());
+        for request in &datadog {
+            assert_eq!(request.path, "/api/v2/logs");
+            assert_eq!(
+                request.headers.get("content-encoding").map(String::as_str),
+                encoding,
+                "{vars:?}"
+            );
+        }
+        assert!(intake.violations().is_empty(), "{:?}", intake.violations());
+        intake.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,14 @@ ACCOUNT = "123456789012"  # moto's default account
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/debug/tracehose"
 
 
+def unique_keys(pairs):
+    """json.loads hook: a key twice in one object is an error, not the last value silently."""
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    assert not dupes, f"duplicate JSON keys {dupes} in {pairs}"
+    return dict(pairs)
+
+
 class Env:
     def __init__(self, endpoint):
         self.endpoint = endpoint
@@ -38,7 +46,7 @@ class Env:
         assert proc.returncode == expect_code, (
             f"exit {proc.returncode}, wanted {expect_code}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
         )
-        report = json.loads(proc.stdout)
+        report = json.loads(proc.stdout, object_pairs_hook=unique_keys)
         return {g["log_group"]: g for g in report["log_groups"]}
 
     def filters(self, group):
@@ -166,6 +174,7 @@ def existing_filter_to_our_destination_is_not_duplicated(env, fx):
     env.logs.put_subscription_filter(logGroupName="/svc/dup", filterName="legacy", filterPattern="", destinationArn=fn)
     got = env.run_json("--log-group", "/svc/dup", "--destination", fn)
     assert got["/svc/dup"]["action"] == "subscribed_by_other_filter", got
+    assert (got["/svc/dup"]["filter_name"], got["/svc/dup"]["other_filter"]) == ("tracehose", "legacy"), got
     assert [f["filterName"] for f in env.filters("/svc/dup")] == ["legacy"], env.filters("/svc/dup")
 
 
@@ -174,7 +183,7 @@ def firehose_destination_with_role_and_own_group_from_the_environment(env, fx):
     args = ["--prefix", "/custom/", "--destination", fx["stream"], "--role-arn", fx["cwl_role"]]
     proc = env.run(*args, "--json", extra_env={"TRACEHOSE_OWN_LOG_GROUP": "/custom/forwarder"})
     assert proc.returncode == 0, proc.stderr
-    got = {g["log_group"]: g for g in json.loads(proc.stdout)["log_groups"]}
+    got = {g["log_group"]: g for g in json.loads(proc.stdout, object_pairs_hook=unique_keys)["log_groups"]}
     assert got["/custom/forwarder"]["action"] == "skipped_own_log_group", got
     assert got["/custom/app"]["action"] == "created", got
     filters = env.filters("/custom/app")

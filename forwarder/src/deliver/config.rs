@@ -1,17 +1,19 @@
 //! Which destinations are configured, from the variables users already have (DESIGN.md, Configuration):
 //! `DT_CONNECTION_BASE_URL` with `DT_LOG_COLLECTION_AUTH_TOKEN` (else `DT_CONNECTION_AUTH_TOKEN`) for
-//! Dynatrace, the standard `OTEL_EXPORTER_OTLP_*` for OTLP, `DD_API_KEY`/`DD_SITE` (or the agent's
-//! `DD_LOGS_CONFIG_LOGS_DD_URL`) for Datadog, `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and
-//! validated once, at start, with errors that name the variable and never quote a secret.
+//! Dynatrace, read by `export` as the extension reads them, the standard `OTEL_EXPORTER_OTLP_*` for OTLP,
+//! `DD_API_KEY`/`DD_SITE` (or the agent's `DD_LOGS_CONFIG_*`, see [`dd_agent`]) for Datadog,
+//! `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at start, with errors that
+//! name the variable and never quote a secret.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
-use tracehose_export::config::{otlp_from_env, ConfigError as ExportConfigError};
+use tracehose_export::config::{dynatrace_connection, otlp_from_env, ConfigError as ExportConfigError};
 use tracehose_export::{Compression, Destination, RetryPolicy, Signal};
 
+use super::dd_agent;
 use super::encode::datadog::{DatadogEncoder, DatadogSettings};
 use super::encode::dynatrace::{DynatraceEncoder, DynatraceSettings};
 use super::encode::otlp::{OtlpEncoder, OtlpSettings, OTLP_LIMITS};
@@ -138,19 +140,6 @@ fn number(
         })
 }
 
-fn url(var: &'static str, value: &str) -> Result<String, ConfigError> {
-    let value = value.trim();
-    let ok =
-        (value.starts_with("https://") || value.starts_with("http://")) && reqwest::Url::parse(value).is_ok();
-    if !ok {
-        return Err(ConfigError::Invalid {
-            var,
-            reason: "not an http(s) URL".into(),
-        });
-    }
-    Ok(value.trim_end_matches('/').to_owned())
-}
-
 /// A header value that must never be printed (`Debug` of a `HeaderMap` hides sensitive values).
 fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, ConfigError> {
     let mut value = HeaderValue::from_str(&value).map_err(|_| ConfigError::Invalid {
@@ -183,29 +172,17 @@ fn http(
 }
 
 fn dynatrace(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestination>, ConfigError> {
-    const BASE: &str = "DT_CONNECTION_BASE_URL";
-    let Some(base) = lookup(BASE) else {
+    // Read exactly as the extension reads it, for the logs signal.
+    let Some(connection) = dynatrace_connection(Signal::Logs, lookup)? else {
         return Ok(None);
     };
-    let base = url(BASE, &base)?;
-    // The log-ingest token is the narrower one (scope logs.ingest): preferred when both are set.
-    let (var, token) = ["DT_LOG_COLLECTION_AUTH_TOKEN", "DT_CONNECTION_AUTH_TOKEN"]
-        .into_iter()
-        .find_map(|var| lookup(var).map(|token| (var, token)))
-        .ok_or(ConfigError::Incomplete {
-            var: BASE,
-            missing: "DT_LOG_COLLECTION_AUTH_TOKEN (or DT_CONNECTION_AUTH_TOKEN)",
-        })?;
     let mut headers = HeaderMap::new();
-    headers.insert(
-        AUTHORIZATION,
-        secret_header(var, format!("Api-Token {}", token.trim()))?,
-    );
+    headers.insert(AUTHORIZATION, connection.authorization);
     let settings = DynatraceSettings::from_lookup(lookup)?;
     let encoder: Arc<dyn Encoder> = Arc::new(DynatraceEncoder::new(settings));
     Ok(Some(http(
         encoder,
-        format!("{base}/api/v2/logs/ingest"),
+        format!("{}/api/v2/logs/ingest", connection.base),
         headers,
         Compression::Gzip,
         DEFAULT_TIMEOUT,
@@ -233,26 +210,16 @@ fn otlp(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestinatio
 
 fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestination>, ConfigError> {
     const KEY: &str = "DD_API_KEY";
-    const URL: &str = "DD_LOGS_CONFIG_LOGS_DD_URL";
     let Some(key) = lookup(KEY) else {
-        if lookup(URL).is_some() {
+        if lookup(dd_agent::URL).is_some() {
             return Err(ConfigError::Incomplete {
-                var: URL,
+                var: dd_agent::URL,
                 missing: KEY,
             });
         }
         return Ok(None);
     };
-    let intake = match lookup(URL) {
-        Some(full) => url(URL, &full)?,
-        None => {
-            let site = lookup("DD_SITE").unwrap_or_else(|| "datadoghq.com".into());
-            url(
-                "DD_SITE",
-                &format!("https://http-intake.logs.{}/api/v2/logs", site.trim()),
-            )?
-        }
-    };
+    let intake = dd_agent::Intake::from_lookup(lookup)?;
     let mut headers = HeaderMap::new();
     headers.insert(
         HeaderName::from_static("dd-api-key"),
@@ -262,9 +229,9 @@ fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestina
     let encoder: Arc<dyn Encoder> = Arc::new(DatadogEncoder::new(settings));
     Ok(Some(http(
         encoder,
-        intake,
+        intake.url,
         headers,
-        Compression::Gzip,
+        intake.compression,
         DEFAULT_TIMEOUT,
     )))
 }
@@ -312,5 +279,119 @@ impl DeliverySetup {
             timeout: Duration::from_millis(timeout_ms as u64),
             emf,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn destinations(pairs: &[(&str, &str)]) -> Result<Destinations, ConfigError> {
+        Destinations::from_settings(&Settings::from_pairs(pairs.iter().copied()))
+    }
+
+    fn one(pairs: &[(&str, &str)]) -> Destination {
+        let found = destinations(pairs).unwrap();
+        assert_eq!(found.http.len(), 1, "{:?}", found.names());
+        found.http[0].destination.clone()
+    }
+
+    fn auth(d: &Destination, header: &str) -> String {
+        d.headers.get(header).unwrap().to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn dynatrace_in_every_documented_form() {
+        let base = ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com/");
+        let d = one(&[base, ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG")]);
+        assert_eq!(d.url, "https://abc.live.dynatrace.com/api/v2/logs/ingest");
+        assert_eq!(auth(&d, "authorization"), "Api-Token dt0c01.LOG");
+        assert!(!format!("{d:?}").contains("dt0c01"));
+        let d = one(&[base, ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN")]);
+        assert_eq!(auth(&d, "authorization"), "Api-Token dt0c01.CONN");
+        let both = [
+            base,
+            ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN"),
+            ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG"),
+        ];
+        assert_eq!(auth(&one(&both), "authorization"), "Api-Token dt0c01.LOG");
+        let err = destinations(&[base]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "DT_CONNECTION_BASE_URL is set but DT_LOG_COLLECTION_AUTH_TOKEN (or DT_CONNECTION_AUTH_TOKEN) is not"
+        );
+        let err = destinations(&[("DT_CONNECTION_BASE_URL", "abc.live.dynatrace.com")])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "DT_CONNECTION_BASE_URL: not an http(s) URL");
+    }
+
+    #[test]
+    fn otlp_in_every_documented_form() {
+        let d = one(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
+        assert_eq!(d.url, "http://collector:4318/v1/logs");
+        assert_eq!(d.compression, Compression::Gzip);
+        let d = one(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://logs.example/ingest"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%3Db"),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-tenant=t1"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+            ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "2500"),
+        ]);
+        assert_eq!(d.url, "https://logs.example/ingest");
+        assert_eq!(auth(&d, "x-tenant"), "t1");
+        assert!(d.headers.get("api-key").is_none(), "the per-signal headers win");
+        assert_eq!(d.compression, Compression::None);
+        assert_eq!(d.timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn datadog_in_every_documented_form() {
+        let key = ("DD_API_KEY", "dd-key");
+        let d = one(&[key]);
+        assert_eq!(d.url, "https://http-intake.logs.datadoghq.com/api/v2/logs");
+        assert_eq!(auth(&d, "dd-api-key"), "dd-key");
+        assert!(!format!("{d:?}").contains("dd-key"));
+        assert_eq!(d.compression, Compression::Gzip);
+        let d = one(&[key, ("DD_SITE", "us5.datadoghq.com")]);
+        assert_eq!(d.url, "https://http-intake.logs.us5.datadoghq.com/api/v2/logs");
+        for (address, no_ssl, want) in [
+            (
+                "agent-http-intake.logs.datadoghq.com:443",
+                "",
+                "https://agent-http-intake.logs.datadoghq.com/api/v2/logs",
+            ),
+            ("10.0.0.5:8282", "true", "http://10.0.0.5:8282/api/v2/logs"),
+            ("http://10.0.0.5:8282", "", "http://10.0.0.5:8282/api/v2/logs"),
+            (
+                "https://intake.example/api/v2/logs",
+                "",
+                "https://intake.example/api/v2/logs",
+            ),
+        ] {
+            let d = one(&[
+                key,
+                (dd_agent::URL, address),
+                (dd_agent::NO_SSL, no_ssl),
+                ("DD_SITE", "ignored.example"),
+            ]);
+            assert_eq!(d.url, want, "{address}");
+        }
+        let d = one(&[key, (dd_agent::USE_COMPRESSION, "false")]);
+        assert_eq!(d.compression, Compression::None);
+        let d = one(&[key, (dd_agent::COMPRESSION_LEVEL, "6")]);
+        assert_eq!(d.compression, Compression::GzipLevel(6));
+        let err = destinations(&[key, (dd_agent::COMPRESSION_LEVEL, "12")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DD_LOGS_CONFIG_COMPRESSION_LEVEL: expected a gzip level from 0 to 9"
+        );
+        let err = destinations(&[(dd_agent::URL, "10.0.0.5:8282")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DD_LOGS_CONFIG_LOGS_DD_URL is set but DD_API_KEY is not"
+        );
     }
 }

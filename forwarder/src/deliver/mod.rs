@@ -10,6 +10,7 @@
 
 mod batch;
 pub mod config;
+mod dd_agent;
 pub mod encode;
 mod filter;
 mod ledger;

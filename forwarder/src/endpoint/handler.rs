@@ -15,7 +15,7 @@ use super::models::{
     SUPPORTED_PROTOCOL,
 };
 use super::Endpoint;
-use crate::deliver::{DeliveryError, DeliverySink};
+use crate::deliver::{DeliveryError, DeliverySink, Ledger};
 use crate::input::decode::{gunzip_capped, DecodeError};
 use crate::input::{Shape, Unit, UnitData};
 use crate::pipeline::{Pipeline, UnitOutcome};
@@ -67,9 +67,21 @@ impl Endpoint {
     /// Answers one request whose body has been read (within [`max_body_bytes`](Self::max_body_bytes)),
     /// delivering its lines by `deadline` at the latest.
     pub async fn handle(&self, headers: RequestHeaders, body: Bytes, deadline: Instant) -> Reply {
+        self.handle_counted(headers, body, deadline).await.0
+    }
+
+    /// [`handle`](Self::handle), with the summary and ledger of what the request delivered (nothing for a
+    /// request refused before delivery), for a face that prints them.
+    pub async fn handle_counted(
+        &self,
+        headers: RequestHeaders,
+        body: Bytes,
+        deadline: Instant,
+    ) -> (Reply, Summary, Ledger) {
         let echoed = echoed_id(&headers);
         let started = Instant::now();
-        let result = self.deliver(headers, body, deadline).await;
+        let mut counts = (Summary::default(), Ledger::default());
+        let result = self.deliver(headers, body, deadline, &mut counts).await;
         let reply = match &result {
             Ok(()) => Reply::new(200, &echoed, None),
             Err(err) => Reply::new(err.status(), &echoed, Some(&err.to_string())),
@@ -84,7 +96,7 @@ impl Endpoint {
                 started.elapsed().as_millis()
             );
         }
-        reply
+        (reply, counts.0, counts.1)
     }
 
     /// An answer for a request refused before its body was read (or with a body that could not be read).
@@ -99,6 +111,7 @@ impl Endpoint {
         headers: RequestHeaders,
         body: Bytes,
         deadline: Instant,
+        counts: &mut (Summary, Ledger),
     ) -> Result<(), EndpointError> {
         self.admit(&headers)?;
         let gzip = gzip(&headers)?;
@@ -150,6 +163,7 @@ impl Endpoint {
         // Nothing was shipped for a request that could not be parsed: a retry may come to parse.
         let mut produced = produced?;
         produced.summary.apply_ledger(&ledger);
+        *counts = (produced.summary, ledger.clone());
         let outcome = if let Some(stopped) = produced.stopped {
             Err(EndpointError::Stopped(stopped.to_string()))
         } else if ledger.retryable_lines() > 0 {

@@ -19,7 +19,6 @@ use crate::deliver::Ledger;
 use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
-use crate::process::print_summary;
 use crate::summary::Summary;
 
 /// Firehose refuses a response over 6 MB; this stays under it however "MB" is counted.
@@ -84,11 +83,12 @@ const OK: &str = "Ok";
 const DROPPED: &str = "Dropped";
 const FAILED: &str = "ProcessingFailed";
 
-/// Answers a transformation event, already split into its records by `input::Input`.
+/// Answers a transformation event, already split into its records by `input::Input`, with the counts of
+/// what it made of them.
 pub(super) fn transform(
     pipeline: &mut Pipeline,
     items: Vec<Result<Unit<'_>, InputError>>,
-) -> KinesisFirehoseResponse {
+) -> (KinesisFirehoseResponse, Summary) {
     let mut summary = Summary::default();
     // Every record is answered, so the frame of each is spent whatever happens: reserve it up front.
     let frames: usize = items
@@ -110,10 +110,9 @@ pub(super) fn transform(
             }
         }
     }
-    let _ = print_summary(&mut io::stderr(), &summary);
     let mut response = KinesisFirehoseResponse::default();
     response.records = records;
-    response
+    (response, summary)
 }
 
 fn transform_record(

@@ -9,10 +9,11 @@
 //! request, answered by `crate::endpoint` with the status and body the spec requires.
 
 mod firehose;
+mod report;
 mod route;
 
 use std::env;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,13 +25,13 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 use self::firehose::FirehoseMode;
+pub use self::report::Tally;
 use self::route::Routed;
 use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Settings};
 use crate::endpoint::{function_url, AccessKeys, Endpoint, EndpointConfig, EndpointError, Reply};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
-use crate::process::print_summary;
 use crate::replay::lambda::S3Hook;
 use crate::subscribe::{self, Subscriber};
 use crate::summary::Summary;
@@ -127,11 +128,41 @@ impl Handler {
     }
 
     /// Handles one invocation's raw event and returns the response Lambda passes back to the caller, with
-    /// `left` until the invocation's deadline.
+    /// `left` until the invocation's deadline. Whatever the event, the invocation's summary and ledger are
+    /// printed (see [`report`]).
     pub async fn handle(&mut self, raw: String, left: Duration) -> Result<Value, HandlerError> {
+        let (result, tally) = self.handle_tallied(raw, left).await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        // Nothing useful is left to do if the function's own output is gone.
+        let _ = tally.print(
+            self.delivery.emf,
+            now_ms,
+            &mut io::stderr().lock(),
+            &mut io::stdout().lock(),
+        );
+        result
+    }
+
+    /// [`handle`](Self::handle) without the printing: the response and the invocation's counts, from
+    /// whichever face the event took.
+    pub async fn handle_tallied(
+        &mut self,
+        raw: String,
+        left: Duration,
+    ) -> (Result<Value, HandlerError>, Tally) {
+        let mut tally = Tally::default();
+        let result = self.route(raw, left, &mut tally).await;
+        (result, tally)
+    }
+
+    async fn route(&mut self, raw: String, left: Duration, tally: &mut Tally) -> Result<Value, HandlerError> {
         let deadline = Instant::now() + left.saturating_sub(margin(left));
         if let Some(event) = function_url::parse(&raw) {
-            return Ok(function_url::response(&self.answer_http(event, deadline).await));
+            return Ok(function_url::response(
+                &self.answer_http(event, deadline, tally).await,
+            ));
         }
         let mut pipeline = self.pipeline.take().unwrap_or_else(|| {
             // A panic on the pipeline's thread lost the warm state: start again rather than fail forever.
@@ -151,18 +182,20 @@ impl Handler {
             .await?;
         let ((pipeline, routed), ledger) = delivered;
         self.pipeline = Some(pipeline);
-        self.report_ledger(&ledger);
         match routed {
-            Routed::Transformed(response) => Ok(serde_json::to_value(response).unwrap_or(Value::Null)),
+            Routed::Transformed { response, summary } => {
+                tally.add(&summary, &ledger);
+                Ok(serde_json::to_value(response).unwrap_or(Value::Null))
+            }
             Routed::Forwarded { records, mut summary } => {
                 summary.apply_ledger(&ledger);
-                report_summary(&summary);
+                tally.add(&summary, &ledger);
                 let response = firehose::answer_forwarded(&records, &ledger);
                 Ok(serde_json::to_value(response).unwrap_or(Value::Null))
             }
             Routed::Shipped { mut summary, stopped } => {
                 summary.apply_ledger(&ledger);
-                report_summary(&summary);
+                tally.add(&summary, &ledger);
                 if let Some(err) = stopped {
                     return Err(HandlerError::Delivery(err));
                 }
@@ -175,16 +208,21 @@ impl Handler {
                 Ok(json!({ "summary": summary_json(&summary) }))
             }
             Routed::Unrecognised => {
+                // Nothing was handed to the stage, but its (empty) ledger names every destination.
+                tally.add(&Summary::default(), &ledger);
                 // An S3 ObjectCreated notification for a Firehose backup object: replay that object.
-                if let Some(replayed) = self.s3_hook.handle(&event, self.limits, &self.delivery).await {
+                let (summary, ledger) = (&mut tally.summary, &mut tally.ledger);
+                let replayed = self
+                    .s3_hook
+                    .handle(&event, self.limits, &self.delivery, summary, ledger)
+                    .await;
+                if let Some(replayed) = replayed {
                     return Ok(replayed?);
                 }
                 if let Some(response) = self.route_event_bridge(&event).await? {
                     return Ok(response);
                 }
-                let mut summary = Summary::default();
-                summary.failed_records += 1;
-                report_summary(&summary);
+                tally.summary.failed_records += 1;
                 Err(unrecognised(&event))
             }
         }
@@ -192,7 +230,12 @@ impl Handler {
 
     /// A Firehose HTTP endpoint request through a function URL or API Gateway: the handler's answer, within
     /// the invocation's deadline and the endpoint's own.
-    async fn answer_http(&self, mut event: function_url::HttpEvent, deadline: Instant) -> Reply {
+    async fn answer_http(
+        &self,
+        mut event: function_url::HttpEvent,
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> Reply {
         let headers = event.headers();
         let Some(endpoint) = &self.endpoint else {
             return Reply::new(
@@ -216,24 +259,9 @@ impl Handler {
             Err(err) => return endpoint.refuse(&headers, &err),
         };
         let deadline = deadline.min(Instant::now() + endpoint.config().deadline);
-        endpoint.handle(headers, body, deadline).await
-    }
-
-    /// The ledger's human line on stderr and its metrics, in Embedded Metric Format, on stdout (where
-    /// Lambda's own log group turns them into CloudWatch metrics), when anything was shipped over HTTP.
-    fn report_ledger(&self, ledger: &crate::deliver::Ledger) {
-        if self.delivery.destinations.http.is_empty() || ledger.lines == 0 && ledger.filtered == 0 {
-            return;
-        }
-        eprintln!("tracehose: delivery {ledger}");
-        if self.delivery.emf {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let mut stdout = io::stdout().lock();
-            let _ = writeln!(stdout, "{}", ledger.emf_line(now_ms));
-            let _ = stdout.flush();
-        }
+        let (reply, summary, ledger) = endpoint.handle_counted(headers, body, deadline).await;
+        tally.add(&summary, &ledger);
+        reply
     }
 
     /// A CloudTrail `CreateLogGroup` event: subscribe the new group. `None` when the event is some other
@@ -298,11 +326,6 @@ fn json_kind(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-fn report_summary(summary: &Summary) {
-    let _ = print_summary(&mut io::stderr(), summary);
-    let _ = io::stderr().flush();
 }
 
 fn summary_json(s: &Summary) -> Value {

@@ -27,7 +27,10 @@ pub struct Forwarded {
 #[derive(Debug)]
 pub enum Routed {
     /// A transformation answered here (`transform` mode): the records go back to Firehose.
-    Transformed(aws_lambda_events::firehose::KinesisFirehoseResponse),
+    Transformed {
+        response: aws_lambda_events::firehose::KinesisFirehoseResponse,
+        summary: Summary,
+    },
     /// A transformation shipped to the destinations (`forward` mode).
     Forwarded {
         records: Vec<Forwarded>,
@@ -54,7 +57,10 @@ pub fn route(pipeline: &mut Pipeline, raw: &str, mode: FirehoseMode, sink: &mut 
         .any(|item| matches!(item, Ok(unit) if unit.shape == Shape::FirehoseTransformation));
     if transformation {
         return match mode {
-            FirehoseMode::Transform => Routed::Transformed(firehose::transform(pipeline, items)),
+            FirehoseMode::Transform => {
+                let (response, summary) = firehose::transform(pipeline, items);
+                Routed::Transformed { response, summary }
+            }
             FirehoseMode::Forward => forward_records(pipeline, items, sink),
         };
     }

@@ -263,3 +263,71 @@ async fn an_unrecognised_event_is_an_error_naming_what_arrived() {
         "{message}"
     );
 }
+
+/// Every face adds its counts to the invocation's tally, which `handle` prints whatever the event.
+#[tokio::test]
+async fn every_face_counts_what_it_did() {
+    let dir = std::env::temp_dir().join(format!("tracehose-lambda-tally-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ndjson = dir.join("out.ndjson");
+    let file = ndjson.to_str().unwrap();
+
+    // A direct subscription: 7 lines shipped.
+    let mut direct = handler_with(&[("TRACEHOSE_STDOUT", "false"), ("TRACEHOSE_FILE", file)]);
+    let (result, tally) = direct
+        .handle_tallied(sample("samples/events/direct-python-cold-xray.json"), LEFT)
+        .await;
+    result.unwrap();
+    assert_eq!((tally.summary.events_in, tally.summary.delivered), (7, 7));
+    assert_eq!(tally.ledger.lines, 7);
+
+    // A transformation in transform mode: counted, nothing handed to the delivery stage.
+    let (result, tally) = handler()
+        .handle_tallied(
+            sample("samples/events/firehose-transformation-streams.json"),
+            LEFT,
+        )
+        .await;
+    result.unwrap();
+    assert!(tally.summary.delivered > 0, "{}", tally.summary);
+    assert_eq!(tally.ledger.lines, 0);
+
+    // The same in forward mode: shipped, and the ledger says so.
+    let mut forward = handler_with(&[
+        ("TRACEHOSE_STDOUT", "false"),
+        ("TRACEHOSE_FILE", file),
+        ("TRACEHOSE_FIREHOSE_MODE", "forward"),
+    ]);
+    let (result, tally) = forward
+        .handle_tallied(
+            sample("samples/events/firehose-transformation-streams.json"),
+            LEFT,
+        )
+        .await;
+    result.unwrap();
+    assert!(tally.summary.delivered > 0);
+    assert_eq!(tally.ledger.lines, tally.summary.delivered, "{}", tally.ledger);
+
+    // A function URL request: the endpoint's delivery; refused before delivery, nothing.
+    let mut endpoint = endpoint_handler(&ndjson);
+    let (result, tally) = endpoint.handle_tallied(api_gateway_event("the-key"), LEFT).await;
+    assert_eq!(result.unwrap()["statusCode"], 200);
+    assert_eq!((tally.summary.delivered, tally.ledger.lines), (7, 7));
+    let (result, tally) = endpoint.handle_tallied(api_gateway_event("wrong"), LEFT).await;
+    assert_eq!(result.unwrap()["statusCode"], 401);
+    assert_eq!((tally.summary.events_in, tally.ledger.lines), (0, 0));
+
+    // An EventBridge CreateLogGroup event: no lines, still a tally.
+    let event = r#"{"version":"0","id":"1","detail-type":"AWS API Call via CloudTrail","source":"aws.logs","detail":{"eventSource":"logs.amazonaws.com","eventName":"CreateLogGroup","requestParameters":{"logGroupName":"/aws/lambda/new"}}}"#;
+    let (result, tally) = handler().handle_tallied(event.to_owned(), LEFT).await;
+    result.unwrap();
+    assert_eq!((tally.summary.events_in, tally.ledger.lines), (0, 0));
+
+    // Something unrecognised: one failed record.
+    let (result, tally) = handler()
+        .handle_tallied(json!({"what": 1}).to_string(), LEFT)
+        .await;
+    assert!(result.is_err());
+    assert_eq!(tally.summary.failed_records, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -170,16 +170,19 @@ impl S3Hook {
 
     /// Replays every object an S3 `ObjectCreated` notification names; `None` when `raw` is not such an
     /// event, so the caller goes on with its own routing. An `Err` (an object not done) makes Lambda retry
-    /// the event.
+    /// the event. What was delivered, an object that failed midway included, is added to `summary` and
+    /// `ledger`.
     pub async fn handle(
         &self,
         raw: &str,
         limits: Limits,
         delivery: &DeliverySetup,
+        summary: &mut Summary,
+        ledger: &mut Ledger,
     ) -> Option<Result<Value, LambdaError>> {
         let event: Value = serde_json::from_str(raw).ok()?;
         let objects = created_objects(&event)?;
-        Some(self.replay(objects, limits, delivery).await)
+        Some(self.replay(objects, limits, delivery, summary, ledger).await)
     }
 
     async fn clients(&self) -> Result<&Clients, ReplayError> {
@@ -199,10 +202,12 @@ impl S3Hook {
         objects: Vec<(String, String)>,
         limits: Limits,
         delivery: &DeliverySetup,
+        summary: &mut Summary,
+        ledger: &mut Ledger,
     ) -> Result<Value, LambdaError> {
         let settings = LambdaSettings::from_lookup(|v| std::env::var(v).ok())?;
         let clients = self.clients().await?;
-        replay_objects(clients, &settings, objects, limits, delivery).await
+        replay_objects(clients, &settings, objects, limits, delivery, summary, ledger).await
     }
 }
 
@@ -212,6 +217,8 @@ async fn replay_objects(
     objects: Vec<(String, String)>,
     limits: Limits,
     delivery: &DeliverySetup,
+    total_summary: &mut Summary,
+    total_ledger: &mut Ledger,
 ) -> Result<Value, LambdaError> {
     let mut answers = Vec::new();
     for (bucket, key) in objects {
@@ -251,6 +258,8 @@ async fn replay_objects(
             }
         };
         let ended: Result<ObjectEnd, ReplayError> = ended;
+        super::add_summary(total_summary, &summary);
+        super::add_ledger(total_ledger, &ledger);
         eprintln!("tracehose: replay {} {}", ctx.name(&key), ctx.stats);
         let end = ended?;
         ctx.finish_object(&key, end).await?;

@@ -135,8 +135,8 @@ impl Subscriber {
             Plan::Create => Action::Created,
             Plan::Update { changed } => Action::Updated { changed },
             Plan::Unchanged => return Ok(Action::Unchanged),
-            Plan::SubscribedByOtherFilter { filter_name } => {
-                return Ok(Action::SubscribedByOtherFilter { filter_name })
+            Plan::SubscribedByOtherFilter { other_filter } => {
+                return Ok(Action::SubscribedByOtherFilter { other_filter })
             }
             Plan::OwnLogGroup => return Ok(Action::SkippedOwnLogGroup),
             Plan::LimitReached { existing } => return Ok(Action::LimitReached { existing }),

@@ -34,7 +34,7 @@ pub enum Plan {
     /// Our filter exists exactly as wanted.
     Unchanged,
     /// Another filter already sends this group to our destination: a second one would deliver every event twice.
-    SubscribedByOtherFilter { filter_name: String },
+    SubscribedByOtherFilter { other_filter: String },
     /// The forwarder's own log group: subscribing it would feed the forwarder its own output in a loop.
     OwnLogGroup,
     /// The group already has the maximum number of filters, none of them ours.
@@ -64,7 +64,7 @@ pub fn plan(
         .find(|f| f.destination_arn == target.destination_arn)
     {
         return Plan::SubscribedByOtherFilter {
-            filter_name: other.filter_name.clone(),
+            other_filter: other.filter_name.clone(),
         };
     }
     if existing.len() >= MAX_FILTERS_PER_LOG_GROUP {
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(
             plan("/aws/lambda/app", &existing, &t, &[]),
             Plan::SubscribedByOtherFilter {
-                filter_name: "terraform-made".into()
+                other_filter: "terraform-made".into()
             }
         );
     }

@@ -15,9 +15,10 @@ pub enum Action {
         changed: Vec<&'static str>,
     },
     Unchanged,
-    /// Left alone: another filter already delivers this group to the same destination.
+    /// Left alone: another filter already delivers this group to the same destination. Named apart from
+    /// [`GroupReport::filter_name`] (ours), with which it shares one flat JSON object.
     SubscribedByOtherFilter {
-        filter_name: String,
+        other_filter: String,
     },
     SkippedOwnLogGroup,
     LimitReached {
@@ -103,9 +104,9 @@ impl fmt::Display for GroupReport {
                 changed.join(", ")
             ),
             Action::Unchanged => write!(f, "{group}: filter {name:?} already up to date"),
-            Action::SubscribedByOtherFilter { filter_name } => write!(
+            Action::SubscribedByOtherFilter { other_filter } => write!(
                 f,
-                "{group}: left alone, filter {filter_name:?} already sends it to the destination"
+                "{group}: left alone, filter {other_filter:?} already sends it to the destination"
             ),
             Action::SkippedOwnLogGroup => write!(
                 f,
@@ -182,6 +183,96 @@ mod tests {
                 "action": "updated", "changed": ["role"]
             })
         );
+    }
+
+    /// A JSON value whose objects never repeat a key: `serde_json` itself keeps the last of two silently,
+    /// which is how a duplicate went unnoticed.
+    struct UniqueKeys;
+
+    impl<'de> serde::Deserialize<'de> for UniqueKeys {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(UniqueKeysVisitor)
+        }
+    }
+
+    struct UniqueKeysVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+        type Value = UniqueKeys;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+            Ok(UniqueKeys)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+            while seq.next_element::<UniqueKeys>()?.is_some() {}
+            Ok(UniqueKeys)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                map.next_value::<UniqueKeys>()?;
+            }
+            Ok(UniqueKeys)
+        }
+    }
+
+    #[test]
+    fn json_keys_are_unique_for_every_action() {
+        assert!(serde_json::from_str::<UniqueKeys>(r#"{"a": [{"b": 1, "b": 2}]}"#).is_err());
+        let actions = [
+            Action::Created,
+            Action::Updated {
+                changed: vec!["role", "filter_pattern"],
+            },
+            Action::Unchanged,
+            Action::SubscribedByOtherFilter {
+                other_filter: "legacy".into(),
+            },
+            Action::SkippedOwnLogGroup,
+            Action::LimitReached {
+                existing: vec!["x".into(), "y".into()],
+            },
+            Action::NotMatched,
+            Action::IgnoredFailedCall {
+                error_code: "AccessDenied".into(),
+            },
+            Action::Failed {
+                error: "throttled".into(),
+            },
+        ];
+        let report = RunReport {
+            destination_arn: "arn:aws:lambda:r:1:function:f".into(),
+            dry_run: true,
+            log_groups: actions.into_iter().map(|a| group("/g", a)).collect(),
+        };
+        let text = serde_json::to_string(&report).unwrap();
+        if let Err(err) = serde_json::from_str::<UniqueKeys>(&text) {
+            panic!("{err}: {text}");
+        }
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["log_groups"][3]["filter_name"], "tracehose");
+        assert_eq!(value["log_groups"][3]["other_filter"], "legacy");
     }
 
     #[test]

@@ -1,0 +1,299 @@
+//! The Datadog intake and body compression from the variables Datadog users already have, read the way the
+//! Datadog Agent and its Lambda extension read them, so that a value copied from an agent's configuration
+//! (a proxy, a private link, a Datadog-compatible backend) means the same here.
+//!
+//! `DD_LOGS_CONFIG_LOGS_DD_URL` is an address, never a path: `host:port` (https unless
+//! `DD_LOGS_CONFIG_LOGS_NO_SSL` is true) or `http(s)://host[:port]`; the client appends `/api/v2/logs`. A value
+//! that already ends in `/api/v2/logs` is taken as is. Without it, the intake of `DD_SITE`.
+//! `DD_LOGS_CONFIG_USE_COMPRESSION` (default true) and `DD_LOGS_CONFIG_COMPRESSION_LEVEL` (0-9) shape the body.
+
+use reqwest::Url;
+use tracehose_export::Compression;
+
+use super::config::ConfigError;
+
+pub const URL: &str = "DD_LOGS_CONFIG_LOGS_DD_URL";
+pub const NO_SSL: &str = "DD_LOGS_CONFIG_LOGS_NO_SSL";
+pub const USE_COMPRESSION: &str = "DD_LOGS_CONFIG_USE_COMPRESSION";
+pub const COMPRESSION_LEVEL: &str = "DD_LOGS_CONFIG_COMPRESSION_LEVEL";
+const SITE: &str = "DD_SITE";
+const PATH: &str = "/api/v2/logs";
+
+/// Where Datadog logs go and how their bodies are compressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    pub url: String,
+    pub compression: Compression,
+}
+
+impl Intake {
+    /// `lookup` returns `None` for unset and blank variables alike.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let no_ssl = match lookup(NO_SSL) {
+            Some(value) => agent_bool(NO_SSL, &value)?,
+            None => false,
+        };
+        let url = match lookup(URL) {
+            Some(address) => intake_url(&address, no_ssl)?,
+            None => {
+                let site = lookup(SITE).unwrap_or_else(|| "datadoghq.com".into());
+                let url = format!("https://http-intake.logs.{}{PATH}", site.trim());
+                Url::parse(&url).map_err(|_| ConfigError::Invalid {
+                    var: SITE,
+                    reason: "not a domain (like datadoghq.eu)".into(),
+                })?;
+                url
+            }
+        };
+        // Validated even when compression is off: a mistake in it is still a mistake.
+        let level = match lookup(COMPRESSION_LEVEL) {
+            Some(value) => Some(
+                value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|level| *level <= 9)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        var: COMPRESSION_LEVEL,
+                        reason: "expected a gzip level from 0 to 9".into(),
+                    })?,
+            ),
+            None => None,
+        };
+        let compress = match lookup(USE_COMPRESSION) {
+            Some(value) => agent_bool(USE_COMPRESSION, &value)?,
+            None => true,
+        };
+        let compression = match (compress, level) {
+            (false, _) => Compression::None,
+            (true, None) => Compression::Gzip,
+            (true, Some(level)) => Compression::GzipLevel(level),
+        };
+        Ok(Self { url, compression })
+    }
+}
+
+/// A boolean as the agent's configuration reads one (Go's `strconv.ParseBool`, as Viper does): `true`,
+/// `t`, `1`, `false`, `f`, `0`, in any case.
+pub fn agent_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" => Ok(true),
+        "false" | "f" | "0" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            var,
+            reason: "expected true or false (or t, f, 1, 0)".into(),
+        }),
+    }
+}
+
+/// The intake URL for an agent address: see the module's documentation.
+fn intake_url(address: &str, no_ssl: bool) -> Result<String, ConfigError> {
+    let address = address.trim();
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: URL,
+        reason: reason.to_owned(),
+    };
+    let lower = address.to_ascii_lowercase();
+    let with_scheme = lower.starts_with("http://") || lower.starts_with("https://");
+    let full = if with_scheme {
+        address.to_owned()
+    } else if address.contains("://") {
+        return Err(invalid("the scheme must be http or https"));
+    } else {
+        // The agent requires the port when there is no scheme.
+        let authority = address.split('/').next().unwrap_or_default();
+        let port = authority.rsplit_once(':').map(|(_, port)| port);
+        if !port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(invalid(
+                "expected host:port or http(s)://host[:port], as the Datadog Agent reads it",
+            ));
+        }
+        let scheme = if no_ssl { "http" } else { "https" };
+        format!("{scheme}://{address}")
+    };
+    let mut url = Url::parse(&full)
+        .map_err(|_| invalid("expected host:port or http(s)://host[:port], as the Datadog Agent reads it"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials do not belong in the URL (DD_API_KEY carries the key)",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("takes no query or fragment"));
+    }
+    match url.path().trim_end_matches('/') {
+        "" | PATH => {}
+        _ => return Err(invalid(
+            "takes no path (the client appends /api/v2/logs); a value ending in /api/v2/logs is taken as is",
+        )),
+    }
+    url.set_path(PATH);
+    Ok(url.into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn intake(pairs: &[(&str, &str)]) -> Result<Intake, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Intake::from_lookup(&move |name| map.get(name).cloned().filter(|v| !v.trim().is_empty()))
+    }
+
+    fn url(pairs: &[(&str, &str)]) -> String {
+        intake(pairs).unwrap().url
+    }
+
+    fn refused(pairs: &[(&str, &str)]) -> String {
+        let err = intake(pairs).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{message}");
+        message
+    }
+
+    #[test]
+    fn site_default_and_other_sites() {
+        assert_eq!(url(&[]), "https://http-intake.logs.datadoghq.com/api/v2/logs");
+        assert_eq!(
+            url(&[("DD_SITE", "datadoghq.eu")]),
+            "https://http-intake.logs.datadoghq.eu/api/v2/logs"
+        );
+        assert!(refused(&[("DD_SITE", "bad site")]).starts_with("DD_SITE: "));
+    }
+
+    #[test]
+    fn host_and_port_is_https_unless_no_ssl() {
+        let host = (URL, "agent-http-intake.logs.datadoghq.com:443");
+        assert_eq!(
+            url(&[host]),
+            "https://agent-http-intake.logs.datadoghq.com/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "proxy.internal:3834")]),
+            "https://proxy.internal:3834/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "10.0.0.5:8282"), (NO_SSL, "true")]),
+            "http://10.0.0.5:8282/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "[::1]:8282"), (NO_SSL, "T")]),
+            "http://[::1]:8282/api/v2/logs"
+        );
+        // The agent requires the port without a scheme.
+        assert!(refused(&[(URL, "proxy.internal")]).starts_with("DD_LOGS_CONFIG_LOGS_DD_URL: "));
+        assert!(refused(&[(URL, "[::1]")]).starts_with("DD_LOGS_CONFIG_LOGS_DD_URL: "));
+        assert!(refused(&[(URL, "proxy.internal:")]).starts_with("DD_LOGS_CONFIG_LOGS_DD_URL: "));
+    }
+
+    #[test]
+    fn scheme_host_and_port_keeps_its_scheme_whatever_no_ssl_says() {
+        assert_eq!(
+            url(&[(URL, "http://10.0.0.5:8282")]),
+            "http://10.0.0.5:8282/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "http://10.0.0.5:8282/")]),
+            "http://10.0.0.5:8282/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "https://pl.example.com"), (NO_SSL, "true")]),
+            "https://pl.example.com/api/v2/logs"
+        );
+        assert_eq!(url(&[(URL, "HTTP://Proxy:80")]), "http://proxy/api/v2/logs");
+        assert!(refused(&[(URL, "tcp://intake:10516")]).contains("http or https"));
+        assert!(refused(&[(URL, "https://u:p@proxy:443")]).contains("credentials"));
+        assert!(!refused(&[(URL, "https://u:p@proxy:443")]).contains("u:p"));
+    }
+
+    #[test]
+    fn a_value_ending_in_the_intake_path_is_taken_as_is_any_other_path_is_refused() {
+        assert_eq!(
+            url(&[(URL, "http://127.0.0.1:9000/api/v2/logs")]),
+            "http://127.0.0.1:9000/api/v2/logs"
+        );
+        assert_eq!(
+            url(&[(URL, "intake.example:443/api/v2/logs/")]),
+            "https://intake.example/api/v2/logs"
+        );
+        for value in [
+            "https://proxy.example/datadog",
+            "proxy.example:443/v1/input",
+            "https://proxy.example/api/v2/logs?dd-api-key=x",
+        ] {
+            let message = refused(&[(URL, value)]);
+            assert!(message.starts_with("DD_LOGS_CONFIG_LOGS_DD_URL: "), "{message}");
+            assert!(
+                !message.contains("proxy.example"),
+                "the value is not echoed: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_in_the_agents_spellings() {
+        for (value, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("True", true),
+            ("t", true),
+            ("1", true),
+            ("false", false),
+            ("False", false),
+            ("F", false),
+            ("0", false),
+        ] {
+            assert_eq!(agent_bool(NO_SSL, value).unwrap(), want, "{value}");
+        }
+        for value in ["yes", "on", "2", "enabled"] {
+            let message = agent_bool(USE_COMPRESSION, value).unwrap_err().to_string();
+            assert!(
+                message.starts_with("DD_LOGS_CONFIG_USE_COMPRESSION: "),
+                "{message}"
+            );
+        }
+        assert!(refused(&[(URL, "h:1"), (NO_SSL, "yes")]).starts_with("DD_LOGS_CONFIG_LOGS_NO_SSL: "));
+    }
+
+    #[test]
+    fn compression_on_by_default_off_on_request_at_the_level_asked() {
+        assert_eq!(intake(&[]).unwrap().compression, Compression::Gzip);
+        assert_eq!(
+            intake(&[(USE_COMPRESSION, "false")]).unwrap().compression,
+            Compression::None
+        );
+        assert_eq!(
+            intake(&[(USE_COMPRESSION, "0"), (COMPRESSION_LEVEL, "9")])
+                .unwrap()
+                .compression,
+            Compression::None
+        );
+        assert_eq!(
+            intake(&[(COMPRESSION_LEVEL, "6")]).unwrap().compression,
+            Compression::GzipLevel(6)
+        );
+        assert_eq!(
+            intake(&[(USE_COMPRESSION, "t"), (COMPRESSION_LEVEL, " 0 ")])
+                .unwrap()
+                .compression,
+            Compression::GzipLevel(0)
+        );
+        for level in ["10", "-1", "fast", "99999999999"] {
+            let message = refused(&[(COMPRESSION_LEVEL, level)]);
+            assert_eq!(
+                message,
+                "DD_LOGS_CONFIG_COMPRESSION_LEVEL: expected a gzip level from 0 to 9"
+            );
+        }
+        // A bad level is named even with compression off.
+        refused(&[(USE_COMPRESSION, "false"), (COMPRESSION_LEVEL, "10")]);
+    }
+}
