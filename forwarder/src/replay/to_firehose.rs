@@ -46,15 +46,15 @@ pub(super) async fn replay_object(
     in_flight: usize,
     mark: Option<u32>,
 ) -> Result<ObjectEnd, ReplayError> {
+    let target = Target {
+        client,
+        stream,
+        in_flight: in_flight.max(1),
+        mark,
+    };
     let (mut body, object, mut standing) = ctx.begin(key).await?;
     let mut complete = true;
     loop {
-        let target = Target {
-            client,
-            stream,
-            in_flight: in_flight.max(1),
-            mark,
-        };
         let pass = replay_pass(ctx, &target, key, &object, body, &mut standing).await?;
         complete &= pass.complete;
         if !ctx.restart_past_end(key, &object, &mut standing, &pass)? {
