@@ -429,6 +429,65 @@ class FailingProxy:
         self.server.shutdown()
 
 
+class S3Proxy:
+    """Passes every S3 request to moto; `before_delete()` runs before a DELETE is passed on (to change the
+    object between the replay's read and its delete, exactly once and always in that window)."""
+
+    def __init__(self, upstream, before_delete):
+        upstream = upstream.replace("http://", "")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.command == "DELETE":
+                    before_delete()
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                conn = http.client.HTTPConnection(upstream, timeout=60)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@case
+def an_object_copied_again_after_it_was_read_is_not_deleted(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/moving"
+    env.put(b, key, backup_object([(["m1"], "m1")]))
+    newer = backup_object([(["m2"], "m2")])
+    proxy = S3Proxy(env.endpoint, before_delete=lambda: env.put(b, key, newer))
+    try:
+        proc = env.run(f"s3://{b}/", "--delete-after", extra_env={"AWS_ENDPOINT_URL_S3": proxy.url})
+    finally:
+        proxy.close()
+    assert messages_of(proc.stdout) == ["m1"], proc.stdout
+    # The delete named the ETag that was read: the new copy, never sent, is still there.
+    assert env.keys(b) == [key]
+    assert env.s3.get_object(Bucket=b, Key=key)["Body"].read() == newer
+    assert (stat(proc.stderr, "objects_deleted"), stat(proc.stderr, "objects_kept")) == (0, 1), proc.stderr
+    assert f"s3://{b}/{key}: not deleted: it changed since it was read" in proc.stderr, proc.stderr
+
+
 def firehose_stream(env, name):
     dest = f"{name}-dest"
     env.s3.create_bucket(Bucket=dest)
