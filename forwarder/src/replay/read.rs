@@ -140,8 +140,8 @@ impl<R: BufRead> ObjectReader<R> {
     }
 
     /// Like [`next_chunk`](Self::next_chunk), but up to `max_empty` empty lines in a row come back as one
-    /// [`Chunk::Empty`], found by a scan of the buffer rather than a call per line: an object of nothing but
-    /// newlines costs its bytes, not a step per line. Lines are numbered exactly as `next_chunk` numbers them.
+    /// [`Chunk::Empty`], found by a scan of the buffer rather than a call per line: an object of nothing
+    /// but newlines costs its bytes, not a step per line. Lines are numbered as `next_chunk` numbers them.
     pub fn next_run(&mut self, out: &mut Vec<u8>, max_empty: u64) -> Option<Result<Chunk, ChunkError>> {
         if let Some(err) = self.pending.take() {
             return Some(Err(err));
