@@ -5,6 +5,8 @@ docs/formats.md section 6: http-endpoint-failed/ and processing-failed/ JSON lin
 CloudWatch-to-S3 objects of gzip members), runs the real binary and checks what reached the destination
 (NDJSON on stdout or in TRACEHOSE_FILE, or the objects moto's Firehose wrote), what the checkpoint holds
 and which objects are left. A partial PutRecordBatch failure is injected by a small proxy in front of moto.
+Hostile cases: a gzip object of nothing but newlines (peak memory measured), two runs on one checkpoint,
+checkpoint entries that do not fit the object (past its end, or written for other content under the key).
 Ends with the plain 'N passed, N failed' line; exits non-zero when any case failed.
 """
 
@@ -12,9 +14,11 @@ import base64
 import gzip
 import http.client
 import http.server
+import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -110,6 +114,66 @@ class Env:
                 f"exit {proc.returncode}, wanted {expect_code}\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
             )
         return proc
+
+
+# Runs the binary as the child of a fresh, small interpreter and reports its peak RSS on stderr. A child forked
+# straight from this process would start with this process's resident set as its high-water mark (Linux keeps
+# it across exec), so its ru_maxrss would say more about boto3 than about tracehose.
+PEAK_RSS = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"peak_rss_kib={usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+
+def run_measured(env, *args, extra_env=None, expect_code=0):
+    """Runs `tracehose replay ARGS`; the finished process and its peak RSS in bytes."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *env.command(*args)],
+        env=env.env(extra_env), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == expect_code, f"exit {proc.returncode}, wanted {expect_code}\nstderr: {proc.stderr[-3000:]}"
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("peak_rss_kib=")]
+    return proc, int(peak[-1].split("=")[1]) * 1024
+
+
+def blank_bomb(first, last, mib):
+    """A gzip object: a line, `mib` MiB of newlines (each an empty line), a line. Written in pieces, so that
+    this process never holds the inflated bytes."""
+    out = io.BytesIO()
+    piece = b"\n" * (1 << 20)
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6) as gz:
+        gz.write(first.encode() + b"\n")
+        for _ in range(mib):
+            gz.write(piece)
+        gz.write(last.encode() + b"\n")
+    return out.getvalue()
+
+
+def write_checkpoint(path, source, entries):
+    """A checkpoint file as tracehose writes it: the header, then one entry a line."""
+    with open(path, "w") as f:
+        for entry in [{"source": source, "version": 2}, *entries]:
+            f.write(json.dumps(entry) + "\n")
+
+
+def identity(env, bucket, key):
+    """What a checkpoint entry records of an object: its size and ETag."""
+    head = env.s3.head_object(Bucket=bucket, Key=key)
+    return {"size": head["ContentLength"], "etag": head["ETag"].strip('"')}
+
+
+def confirmed_lines(entry):
+    """The lines a checkpoint position confirms: all before `next`, and `confirmed` (lines or [first, last])."""
+    lines = set(range(1, entry["next"]))
+    for item in entry.get("confirmed", []):
+        first, last = item if isinstance(item, list) else (item, item)
+        lines |= set(range(first, last + 1))
+    return lines
 
 
 def messages_of(ndjson):
@@ -276,12 +340,12 @@ def a_run_killed_midway_resumes_without_resending_confirmed_records_or_losing_an
             confirmed |= {f"k{int(e['done'][-4:])}-{r}" for r in range(40)}
         elif "partial" in e:
             o = int(e["partial"][-4:])
-            lines = set(range(1, e["next"])) | set(e.get("confirmed", []))
-            confirmed |= {f"k{o}-{line - 1}" for line in lines}
+            confirmed |= {f"k{o}-{line - 1}" for line in confirmed_lines(e)}
     with open(first) as f:
         sent_first = messages_of(f.read())
     assert confirmed <= set(sent_first)
     assert any("partial" in e for e in checkpoint_entries(ck))
+    # The killed run's lock died with it: the re-run is not refused.
     env.run(f"s3://{b}/", "--checkpoint", ck, "--concurrency", "2", extra_env={"TRACEHOSE_FILE": second, **small_segments})
     with open(second) as f:
         sent_second = messages_of(f.read())
@@ -365,6 +429,65 @@ class FailingProxy:
         self.server.shutdown()
 
 
+class S3Proxy:
+    """Passes every S3 request to moto; `before_delete()` runs before a DELETE is passed on (to change the
+    object between the replay's read and its delete, exactly once and always in that window)."""
+
+    def __init__(self, upstream, before_delete):
+        upstream = upstream.replace("http://", "")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.command == "DELETE":
+                    before_delete()
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                conn = http.client.HTTPConnection(upstream, timeout=60)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@case
+def an_object_copied_again_after_it_was_read_is_not_deleted(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/moving"
+    env.put(b, key, backup_object([(["m1"], "m1")]))
+    newer = backup_object([(["m2"], "m2")])
+    proxy = S3Proxy(env.endpoint, before_delete=lambda: env.put(b, key, newer))
+    try:
+        proc = env.run(f"s3://{b}/", "--delete-after", extra_env={"AWS_ENDPOINT_URL_S3": proxy.url})
+    finally:
+        proxy.close()
+    assert messages_of(proc.stdout) == ["m1"], proc.stdout
+    # The delete named the ETag that was read: the new copy, never sent, is still there.
+    assert env.keys(b) == [key]
+    assert env.s3.get_object(Bucket=b, Key=key)["Body"].read() == newer
+    assert (stat(proc.stderr, "objects_deleted"), stat(proc.stderr, "objects_kept")) == (0, 1), proc.stderr
+    assert f"s3://{b}/{key}: not deleted: it changed since it was read" in proc.stderr, proc.stderr
+
+
 def firehose_stream(env, name):
     dest = f"{name}-dest"
     env.s3.create_bucket(Bucket=dest)
@@ -436,10 +559,141 @@ def to_firehose_stops_with_the_object_not_done_when_entries_keep_failing(env):
     last = [e for e in entries if "partial" in e][-1]
     assert (last["next"], last.get("confirmed")) == (2, [3]), last
     assert env.keys(b) == [f"err/http-endpoint-failed/{HOUR}/a"]
-    # Firehose is back: the re-run sends only what was not confirmed.
-    env.run(f"s3://{b}/", "--to", "firehose:refusing", "--checkpoint", ck, "--delete-after")
+    # Firehose is back: the re-run sends only what was not confirmed. Lines 1 and 3 were confirmed by the
+    # first run, not this one, so --delete-after keeps the object and says why.
+    proc = env.run(f"s3://{b}/", "--to", "firehose:refusing", "--checkpoint", ck, "--delete-after")
     assert sorted(delivered_to_stream(env, dest)) == ["r0", "r1", "r2", "r3"]
+    assert (stat(proc.stderr, "records"), stat(proc.stderr, "records_resumed")) == (2, 2), proc.stderr
+    assert env.keys(b) == [f"err/http-endpoint-failed/{HOUR}/a"]
+    assert stat(proc.stderr, "objects_kept") == 1
+    assert "not deleted: some of its records were confirmed by an earlier run" in proc.stderr, proc.stderr
+
+
+# Inflated size of the blank-line bombs: each line 16 bytes of state in the replay before the bound was 2 GiB.
+BOMB_MIB = 128
+# Peak RSS allowed for a bomb's run: half the inflated size, twice what the debug build measured (about 30 MB).
+BOMB_PEAK = (BOMB_MIB << 20) // 2
+
+
+@case
+def a_blank_line_bomb_costs_its_bytes_not_memory(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/bomb"
+    env.put(b, key, blank_bomb(backup_line(["before"], "b1"), backup_line(["after"], "b2"), BOMB_MIB))
+    ck = env.path("bomb.ckpt")
+    proc, peak = run_measured(env, f"s3://{b}/", "--checkpoint", ck, "--delete-after")
+    assert messages_of(proc.stdout) == ["before", "after"], proc.stdout[-500:]
+    assert stat(proc.stderr, "blank_lines") == BOMB_MIB << 20, proc.stderr
+    assert (stat(proc.stderr, "records"), stat(proc.stderr, "failed_records")) == (2, 0), proc.stderr
+    assert stat(proc.stderr, "objects_deleted") == 1
+    assert peak < BOMB_PEAK, f"peak RSS {peak} bytes for {BOMB_MIB} MiB of newlines"
+    # Segments end on lines too: a checkpoint step at least every 2^20 lines, each one range, not a line each.
+    nexts = [e["next"] for e in checkpoint_entries(ck) if "partial" in e]
+    assert all(0 < b - a <= 1 << 20 for a, b in zip([1] + nexts, nexts)), nexts[:5]
+    assert BOMB_MIB <= len(nexts) <= BOMB_MIB + 3, len(nexts)
+    assert not any("confirmed" in e for e in checkpoint_entries(ck)), checkpoint_entries(ck)[:3]
+
+
+@case
+def a_blank_line_bomb_sent_back_into_firehose_costs_its_bytes_not_memory(env):
+    b = env.bucket()
+    env.put(b, f"p/{HOUR}/bomb", blank_bomb(backup_line(["fb1"], "fb1"), backup_line(["fb2"], "fb2"), BOMB_MIB))
+    dest = firehose_stream(env, "bombed")
+    proc, peak = run_measured(env, f"s3://{b}/", "--to", "firehose:bombed", "--delete-after")
+    assert sorted(delivered_to_stream(env, dest)) == ["fb1", "fb2"]
+    assert stat(proc.stderr, "blank_lines") == BOMB_MIB << 20, proc.stderr
+    assert stat(proc.stderr, "records") == 2
     assert env.keys(b) == []
+    assert peak < BOMB_PEAK, f"peak RSS {peak} bytes for {BOMB_MIB} MiB of newlines"
+
+
+@case
+def a_second_run_on_a_held_checkpoint_exits_2_naming_the_holder_and_sends_nothing(env):
+    b = env.bucket()
+    expected = []
+    for o in range(30):
+        records = [([f"lock{o}-{r}"], f"lock{o}-{r}") for r in range(100)]
+        expected += [f"lock{o}-{r}" for r in range(100)]
+        env.put(b, f"p/{HOUR}/o-{o:04d}", backup_object(records))
+    ck = env.path("held.ckpt")
+    args = (f"s3://{b}/", "--checkpoint", ck, "--delete-after")
+    first = subprocess.Popen(env.command(*args), env=env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Its first output proves it holds the lock (taken before anything else); it cannot end while the
+        # rest of its output (far more than a pipe holds) is unread.
+        head = first.stdout.read1(4096)
+        assert head, first.stderr.read()
+        second = env.run(*args, expect_code=2)
+        assert second.stdout == "", second.stdout[:500]
+        holder = f"pid {first.pid} on {socket.gethostname()}"
+        assert f"checkpoint {ck} is in use by {holder}" in second.stderr, second.stderr
+        assert "tracehose replay" in second.stderr, second.stderr
+        rest, errors = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, errors.decode()[-2000:]
+    sent = messages_of((head + rest).decode())
+    assert sorted(sent) == sorted(expected), (len(sent), len(expected))
+    assert stat(errors.decode(), "objects_deleted") == 30
+    assert env.keys(b) == []
+    # Released with the first run: a third run takes the lock, and finds nothing left to send.
+    third = env.run(*args)
+    assert stat(third.stderr, "objects_listed") == 0 and third.stdout == ""
+
+
+@case
+def a_checkpoint_position_past_the_objects_end_is_reported_and_the_object_replayed(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/short"
+    env.put(b, key, backup_object([(["e1"], "e1"), (["e2"], "e2"), (["e3"], "e3")]))
+    ck = env.path("past-end.ckpt")
+    # Says line 1 and line 50 were confirmed, of an object of 3 lines: written for something else.
+    write_checkpoint(ck, f"s3://{b}/", [{"partial": key, **identity(env, b, key), "next": 2, "confirmed": [50]}])
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after")
+    sent = messages_of(proc.stdout)
+    assert sorted(sent) == ["e1", "e2", "e3"], sent
+    assert "the checkpoint confirms lines past the object's end (line 3); it is replayed from its start" in proc.stderr
+    assert stat(proc.stderr, "checkpoint_mismatches") == 1
+    # Lines 2 and 3 went in the first pass and were not sent again; line 1 in the second.
+    assert (stat(proc.stderr, "records"), stat(proc.stderr, "records_resumed")) == (3, 0), proc.stderr
+    # This run confirmed every line itself: the object may go.
+    assert env.keys(b) == []
+    assert stat(proc.stderr, "objects_deleted") == 1
+
+
+@case
+def a_checkpoint_written_for_other_content_under_the_same_key_is_not_applied(env):
+    b = env.bucket()
+    same, done, partial = (f"p/{HOUR}/{name}" for name in ("same", "done", "partial"))
+    same_body = backup_object([(["s1"], "s1")])
+    env.put(b, same, same_body)
+    env.put(b, done, backup_object([(["old1"], "old1")]))
+    env.put(b, partial, backup_object([(["old2"], "old2"), (["old3"], "old3")]))
+    ck = env.path("recopied.ckpt")
+    env.run(f"s3://{b}/", "--checkpoint", ck)
+    # An earlier run stopped inside `partial` after its first line.
+    with open(ck, "a") as f:
+        f.write(json.dumps({"partial": partial, **identity(env, b, partial), "next": 2}) + "\n")
+    # Copied again: the same bytes under `same` (same ETag), other content under the two others.
+    env.put(b, same, same_body)
+    env.put(b, done, backup_object([(["new1"], "new1")]))
+    env.put(b, partial, backup_object([(["new2"], "new2"), (["new3"], "new3")]))
+    listed = env.run(f"s3://{b}/", "--checkpoint", ck, "--dry-run").stdout
+    states = {line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[2] for line in listed.splitlines()}
+    assert states == {"same": "done", "done": "changed since checkpointed: from the start",
+                      "partial": "changed since checkpointed: from the start"}, states
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after")
+    # new2 is line 1, which the stale position would have skipped.
+    assert sorted(messages_of(proc.stdout)) == ["new1", "new2", "new3"], proc.stdout
+    assert stat(proc.stderr, "checkpoint_mismatches") == 2
+    assert f"s3://{b}/{done}: the checkpoint finished other content" in proc.stderr, proc.stderr
+    assert f"s3://{b}/{partial}: the checkpoint's position (line 2) was recorded for other content" in proc.stderr
+    # Only what this run confirmed whole is deleted; `same` was finished by the first run.
+    assert env.keys(b) == [same], env.keys(b)
+    assert (stat(proc.stderr, "objects_deleted"), stat(proc.stderr, "objects_kept")) == (2, 1)
+    assert f"s3://{b}/{same}: not deleted: an earlier run finished it" in proc.stderr
 
 
 def wait_for(path, text, seconds):

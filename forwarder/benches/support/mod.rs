@@ -78,7 +78,7 @@ pub fn mixed_payload(seed: u64, stream: usize, target_gz_bytes: usize) -> (Vec<u
             let text = format!("START RequestId: {id} Version: $LATEST\n");
             message(&mut rng, &mut events, text);
         };
-        if invocation % 2 == 0 {
+        if invocation.is_multiple_of(2) {
             {
                 let text = format!(
                     "[!dt dt.trace_id={trace},dt.span_id={span}] tracehose invocation RequestId: {id}\n"
@@ -91,7 +91,7 @@ pub fn mixed_payload(seed: u64, stream: usize, target_gz_bytes: usize) -> (Vec<u
             let text = match (invocation + line) % 6 {
                 0 => format!("[INFO]\t2026-11-21T10:00:00.{:03}Z\t{id}\tprocessing order {n} for customer c-{}\n", n % 1000, rng.next() % 5000),
                 1 => format!("2026-11-21T10:00:00.{:03}Z\t{id}\tWARN\tinventory low for sku A-{n} ({} left)\n", n % 1000, n % 7),
-                2 => format!(r#"{{"timestamp":"2026-11-21T10:00:00.{:03}Z","level":"INFO","requestId":"{id}","message":"cache lookup","key":"user:{n}","hit":{}}}"#, n % 1000, n % 2 == 0),
+                2 => format!(r#"{{"timestamp":"2026-11-21T10:00:00.{:03}Z","level":"INFO","requestId":"{id}","message":"cache lookup","key":"user:{n}","hit":{}}}"#, n % 1000, n.is_multiple_of(2)),
                 3 => format!("2026/11/21 10:00:00 fetched {n} rows from table events in {} ms\n", n % 300),
                 4 => format!("[DEBUG]\t2026-11-21T10:00:00.{:03}Z\t{id}\tcalling downstream traceparent=00-{}-{}-01\n", n % 1000, rng.hex(32), rng.hex(16)),
                 _ => format!("[ERROR]\t2026-11-21T10:00:00.{:03}Z\t{id}\tpayment provider returned {}\nTraceback (most recent call last):\n  File \"/var/task/app.py\", line {}, in handler\n", n % 1000, 500 + n % 4, n % 200),

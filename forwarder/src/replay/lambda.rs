@@ -262,7 +262,7 @@ async fn replay_objects(
         super::add_ledger(total_ledger, &ledger);
         eprintln!("tracehose: replay {} {}", ctx.name(&key), ctx.stats);
         let end = ended?;
-        ctx.finish_object(&key, end).await?;
+        ctx.finish_object(&key, &end).await?;
         answers.push(json!({
             "object": ctx.name(&key),
             "records": ctx.stats.records.load(Ordering::Relaxed),

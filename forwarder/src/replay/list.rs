@@ -8,6 +8,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use super::args::epoch_seconds;
+use super::checkpoint::Identity;
 
 #[derive(Debug, Error)]
 pub enum ListError {
@@ -24,8 +25,15 @@ pub enum ListError {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    pub etag: Option<String>,
     /// Start of the hour the object belongs to, epoch seconds, when known.
     pub time: Option<i64>,
+}
+
+impl ObjectInfo {
+    pub fn identity(&self) -> Identity {
+        Identity::new(self.size, self.etag.as_deref())
+    }
 }
 
 /// An S3 client; path-style addressing whenever a custom endpoint is set, since S3-compatible servers
@@ -104,6 +112,7 @@ pub async fn list(
             let info = ObjectInfo {
                 key: key.to_owned(),
                 size: object.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                etag: object.e_tag().map(str::to_owned),
                 time,
             };
             listed += 1;

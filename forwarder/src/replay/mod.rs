@@ -1,19 +1,28 @@
 //! `tracehose replay s3://BUCKET/PREFIX`: Firehose's S3 failed-data backups (FORMATS.md section 6) and
 //! plain CloudWatch-to-S3 objects, back through the destinations or into a Firehose stream (DESIGN.md,
 //! Replay). [`list`] pages through the objects, [`read`] streams each one as records, [`destinations`] and
-//! [`to_firehose`] send them and say which were confirmed, [`checkpoint`] remembers that across runs,
+//! [`to_firehose`] (with `batch`) send them and say which were confirmed, [`position`] holds which lines
+//! of an object are, [`checkpoint`] remembers that across runs and [`lock`] keeps one run per checkpoint,
 //! [`dedup`] drops `dataId`s already sent in the run, [`lambda`] replays the object an S3 notification names.
 //!
 //! Failure table: a record that cannot be read is reported (object key and line) and counted, and the rest
 //! goes on; a transient failure is retried (by the delivery stage, or here for PutRecordBatch) and then stops
 //! the run with the object not done, its checkpoint at the first line not confirmed.
+//!
+//! A checkpoint entry is used only for the object it was written for (size and ETag) and only while it fits
+//! the object (no line past its end); otherwise it is reported, counted and the object replayed from its
+//! start. `--delete-after` deletes an object only when this run confirmed every line of it, and only if it
+//! is still the object that was read.
 
 pub mod args;
+mod batch;
 pub mod checkpoint;
 pub mod dedup;
 mod destinations;
 pub mod lambda;
 pub mod list;
+pub mod lock;
+pub mod position;
 pub mod progress;
 pub mod read;
 mod run;
@@ -35,8 +44,9 @@ use crate::summary::Summary;
 pub use self::args::ReplayArgs;
 pub use self::run::main;
 
-use self::checkpoint::{Checkpoint, CheckpointError, Position};
+use self::checkpoint::{Checkpoint, CheckpointError, Identity};
 use self::dedup::Dedup;
+use self::position::Standing;
 use self::progress::{Progress, Stats};
 
 /// The pieces of an object's body on their way to the reading thread.
@@ -71,10 +81,25 @@ pub enum ReplayError {
 }
 
 /// How an object ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ObjectEnd {
-    /// Every record in it was delivered: it may be deleted.
+    /// Every record in it was delivered.
     pub complete: bool,
+    /// Some of its lines were confirmed by an earlier run, not this one: it is not deleted.
+    pub resumed: bool,
+    /// The object read, as S3 described it.
+    pub object: Identity,
+}
+
+/// How one pass over an object ended, when it read the object to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pass {
+    /// Every line the pass handled was delivered, or had nothing to deliver.
+    pub complete: bool,
+    /// The object's last line.
+    pub last_line: u64,
+    /// Lines read past because an earlier run had confirmed them.
+    pub resumed: u64,
 }
 
 /// What every worker of one run shares.
@@ -106,12 +131,93 @@ impl Ctx {
         self.progress.suspend(|| eprintln!("tracehose: error: {message}"));
     }
 
-    pub fn position(&self, key: &str) -> Position {
-        self.lock_checkpoint().position(key).cloned().unwrap_or_default()
+    /// Opens the object and what an earlier run confirmed of it, if the checkpoint's entry was written for
+    /// this very object; an entry for other content is reported, counted and dropped.
+    pub async fn begin(self: &Arc<Self>, key: &str) -> Result<(Body, Identity, Standing), ReplayError> {
+        let (body, object) = open_object(self, key).await?;
+        let recorded = self.lock_checkpoint().position(key).cloned();
+        let earlier = match recorded {
+            Some((recorded, position)) if recorded == object => position,
+            Some((recorded, position)) => {
+                self.mismatch(
+                    key,
+                    &format!(
+                        "the checkpoint's position (line {}) was recorded for other content ({recorded}) than the \
+                         object now holds ({object})",
+                        position.next
+                    ),
+                );
+                Default::default()
+            }
+            None => Default::default(),
+        };
+        Ok((body, object, Standing::new(earlier)))
     }
 
-    pub fn record_position(&self, key: &str, position: &Position) -> Result<(), ReplayError> {
-        Ok(self.lock_checkpoint().record_position(key, position)?)
+    /// After a pass that read the object to its end: whether the checkpoint claimed lines past that end.
+    /// Then it was not written for this object: what it said is dropped (what this run confirmed is kept),
+    /// and the caller reads the object again.
+    pub fn restart_past_end(
+        &self,
+        key: &str,
+        object: &Identity,
+        standing: &mut Standing,
+        pass: &Pass,
+    ) -> Result<bool, ReplayError> {
+        if !standing.past_end(pass.last_line) {
+            return Ok(false);
+        }
+        self.mismatch(
+            key,
+            &format!(
+                "the checkpoint confirms lines past the object's end (line {})",
+                pass.last_line
+            ),
+        );
+        // Those lines were not confirmed after all: they are sent in the next pass and counted there.
+        self.stats
+            .records_resumed
+            .fetch_sub(pass.resumed, Ordering::Relaxed);
+        standing.forget_earlier();
+        self.record_position(key, object, standing)?;
+        Ok(true)
+    }
+
+    /// Opens the object again for a second pass, which must read the same object as the first.
+    pub async fn reopen(
+        self: &Arc<Self>,
+        key: &str,
+        object: &Identity,
+        standing: &Standing,
+    ) -> Result<Body, ReplayError> {
+        let (body, now) = open_object(self, key).await?;
+        if &now != object {
+            return Err(ReplayError::NotDone {
+                object: self.name(key),
+                line: standing.next(),
+                detail: format!("it changed while it was replayed ({object}, now {now})"),
+            });
+        }
+        Ok(body)
+    }
+
+    fn mismatch(&self, key: &str, what: &str) {
+        Stats::add(&self.stats.checkpoint_mismatches, 1);
+        self.report(&format!(
+            "{}: {what}; it is replayed from its start",
+            self.name(key)
+        ));
+    }
+
+    pub fn record_position(
+        &self,
+        key: &str,
+        object: &Identity,
+        standing: &Standing,
+    ) -> Result<(), ReplayError> {
+        Ok(self
+            .lock_checkpoint()
+            .record_position(key, object, &standing.position())?)
     }
 
     pub fn lock_checkpoint(&self) -> std::sync::MutexGuard<'_, Checkpoint> {
@@ -124,38 +230,63 @@ impl Ctx {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Marks the object done (before any deletion, so that a crash in between leaves it done and a re-run
-    /// deletes it), then deletes it when asked and when every record in it was delivered.
-    pub async fn finish_object(&self, key: &str, end: ObjectEnd) -> Result<(), ReplayError> {
-        self.lock_checkpoint().record_done(key, end.complete)?;
+    /// Marks the object done (before any deletion, so that a crash in between leaves it done), then deletes
+    /// it when asked, when every record in it was delivered and this run confirmed every one of them.
+    pub async fn finish_object(&self, key: &str, end: &ObjectEnd) -> Result<(), ReplayError> {
+        self.lock_checkpoint()
+            .record_done(key, end.complete, &end.object)?;
         Stats::add(&self.stats.objects_done, 1);
         if !end.complete {
             Stats::add(&self.stats.objects_incomplete, 1);
         }
-        if end.complete && self.delete_after {
-            self.delete(key).await?;
+        if !(end.complete && self.delete_after) {
+            return Ok(());
         }
-        Ok(())
+        if end.resumed {
+            self.keep(
+                key,
+                "some of its records were confirmed by an earlier run, not this one",
+            );
+            return Ok(());
+        }
+        self.delete(key, &end.object).await
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), ReplayError> {
-        self.s3
+    /// A finished object --delete-after leaves in place, reported and counted.
+    pub fn keep(&self, key: &str, why: &str) {
+        Stats::add(&self.stats.objects_kept, 1);
+        self.report(&format!("{}: not deleted: {why}", self.name(key)));
+    }
+
+    /// Deletes the object if it is still the one that was read (`If-Match` on its ETag).
+    async fn delete(&self, key: &str, object: &Identity) -> Result<(), ReplayError> {
+        let deleted = self
+            .s3
             .delete_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_if_match(object.etag.as_ref().map(|e| format!("\"{e}\"")))
             .send()
-            .await
-            .map_err(|err| ReplayError::Delete {
+            .await;
+        match deleted {
+            Ok(_) => {
+                Stats::add(&self.stats.objects_deleted, 1);
+                Ok(())
+            }
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                self.keep(key, "it changed since it was read");
+                Ok(())
+            }
+            Err(err) => Err(ReplayError::Delete {
                 object: self.name(key),
                 detail: DisplayErrorContext(&err).to_string(),
-            })?;
-        Stats::add(&self.stats.objects_deleted, 1);
-        Ok(())
+            }),
+        }
     }
 }
 
 /// Starts reading an object: its pieces arrive through a bounded channel, filled by a task of its own.
-pub(crate) async fn open_object(ctx: &Arc<Ctx>, key: &str) -> Result<Body, ReplayError> {
+async fn open_object(ctx: &Arc<Ctx>, key: &str) -> Result<(Body, Identity), ReplayError> {
     let object = ctx
         .s3
         .get_object()
@@ -167,6 +298,11 @@ pub(crate) async fn open_object(ctx: &Arc<Ctx>, key: &str) -> Result<Body, Repla
             object: ctx.name(key),
             detail: DisplayErrorContext(&err).to_string(),
         })?;
+    let size = object
+        .content_length()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0);
+    let identity = Identity::new(size, object.e_tag());
     let (tx, rx) = mpsc::channel(BODY_AHEAD);
     let mut body = object.body;
     let worker = Arc::clone(ctx);
@@ -182,7 +318,7 @@ pub(crate) async fn open_object(ctx: &Arc<Ctx>, key: &str) -> Result<Body, Repla
             }
         }
     });
-    Ok(rx)
+    Ok((rx, identity))
 }
 
 /// Adds one segment's counts to the run's.

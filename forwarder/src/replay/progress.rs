@@ -17,12 +17,20 @@ pub struct Stats {
     /// Objects an earlier run had finished.
     pub objects_skipped: AtomicU64,
     pub objects_deleted: AtomicU64,
+    /// Objects --delete-after left in place although every record was delivered: an earlier run confirmed
+    /// some of them, or the object changed after it was read. Each is reported.
+    pub objects_kept: AtomicU64,
     /// Records (backup lines, payloads) sent on, in this run.
     pub records: AtomicU64,
     /// Records that an earlier run had confirmed, read past without sending.
     pub records_resumed: AtomicU64,
     /// Records whose `dataId` was already sent in this run.
     pub duplicates: AtomicU64,
+    /// Lines with nothing in them (empty or only whitespace): read past, counted, confirmed.
+    pub blank_lines: AtomicU64,
+    /// Checkpoint entries that did not fit the object (written for other content under the key, or past
+    /// its end): each reported, and the object replayed from its start.
+    pub checkpoint_mismatches: AtomicU64,
     /// Records that could not be read or decoded, or that a target refused for good: reported, counted.
     pub failed_records: AtomicU64,
     /// Object bytes read from S3 (as stored, before inflating).
@@ -112,16 +120,20 @@ impl fmt::Display for Stats {
         write!(
             f,
             "objects_listed={} objects_done={} objects_incomplete={} objects_skipped={} objects_deleted={} \
-             records={} records_resumed={} duplicates={} failed_records={} bytes={}",
+             objects_kept={} records={} records_resumed={} duplicates={} blank_lines={} failed_records={} \
+             checkpoint_mismatches={} bytes={}",
             n(&self.objects_listed),
             n(&self.objects_done),
             n(&self.objects_incomplete),
             n(&self.objects_skipped),
             n(&self.objects_deleted),
+            n(&self.objects_kept),
             n(&self.records),
             n(&self.records_resumed),
             n(&self.duplicates),
+            n(&self.blank_lines),
             n(&self.failed_records),
+            n(&self.checkpoint_mismatches),
             n(&self.bytes),
         )
     }

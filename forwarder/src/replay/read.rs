@@ -23,10 +23,24 @@ pub enum ChunkError {
         member: u64,
         source: io::Error,
     },
-    #[error("after gzip member {member}: bytes that are not gzip; the rest of the object is skipped")]
-    Trailing { member: u64 },
+    #[error(
+        "line {line}: after gzip member {member}, bytes that are not gzip; the rest of the object is skipped"
+    )]
+    Trailing { line: u64, member: u64 },
     #[error("reading the object failed: {0}")]
     Io(io::Error),
+}
+
+impl ChunkError {
+    /// The line the error costs; `None` for a failure to read, which is not the data's.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            Self::TooLarge { line, .. } | Self::Gzip { line, .. } | Self::Trailing { line, .. } => {
+                Some(*line)
+            }
+            Self::Io(_) => None,
+        }
+    }
 }
 
 /// A blocking `Read` over the pieces an async task receives from S3.
@@ -70,6 +84,15 @@ enum Source<R: BufRead> {
     Done,
 }
 
+/// What [`ObjectReader::next_run`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// A chunk, in the caller's buffer.
+    Line(u64),
+    /// A run of empty lines, `first..=last`: nothing copied, nothing to hold per line.
+    Empty { first: u64, last: u64 },
+}
+
 /// Chunks of one object, numbered from 1 (`line`) the same way on every run, so that a checkpoint's
 /// position means the same thing when the object is read again.
 pub struct ObjectReader<R: BufRead> {
@@ -77,6 +100,8 @@ pub struct ObjectReader<R: BufRead> {
     limit: usize,
     line: u64,
     member: u64,
+    /// An error met after a run of empty lines, given on the next call.
+    pending: Option<ChunkError>,
 }
 
 impl<R: BufRead> std::fmt::Debug for ObjectReader<R> {
@@ -110,7 +135,57 @@ impl<R: BufRead> ObjectReader<R> {
             limit,
             line: 0,
             member: 0,
+            pending: None,
         })
+    }
+
+    /// Like [`next_chunk`](Self::next_chunk), but up to `max_empty` empty lines in a row come back as one
+    /// [`Chunk::Empty`], found by a scan of the buffer rather than a call per line: an object of nothing
+    /// but newlines costs its bytes, not a step per line. Lines are numbered as `next_chunk` numbers them.
+    pub fn next_run(&mut self, out: &mut Vec<u8>, max_empty: u64) -> Option<Result<Chunk, ChunkError>> {
+        if let Some(err) = self.pending.take() {
+            return Some(Err(err));
+        }
+        if max_empty > 0 {
+            let first = self.line + 1;
+            let skipped = self.skip_empty_lines(max_empty);
+            if skipped > 0 {
+                return Some(Ok(Chunk::Empty {
+                    first,
+                    last: first + skipped - 1,
+                }));
+            }
+            if let Some(err) = self.pending.take() {
+                return Some(Err(err));
+            }
+        }
+        self.next_chunk(out).map(|r| r.map(Chunk::Line))
+    }
+
+    /// Reads past up to `max` `\n` right at the start of a line (each an empty line); an error ends the
+    /// object as in `next_chunk`, and waits in `pending`.
+    fn skip_empty_lines(&mut self, max: u64) -> u64 {
+        let (skipped, failed) = match &mut self.source {
+            Source::Plain(r) => count_newlines(r, max),
+            Source::Member(m) => count_newlines(m.as_mut(), max),
+            Source::Between(_) | Source::Done => return 0,
+        };
+        self.line += skipped;
+        if let Some(err) = failed {
+            let in_member = matches!(self.source, Source::Member(_));
+            self.source = Source::Done;
+            self.pending = Some(if in_member {
+                self.line += 1;
+                ChunkError::Gzip {
+                    line: self.line,
+                    member: self.member,
+                    source: err,
+                }
+            } else {
+                ChunkError::Io(err)
+            });
+        }
+        skipped
     }
 
     /// The next chunk into `out` (cleared first): `Some(Ok(line))`, or an error that costs only that chunk
@@ -144,7 +219,14 @@ impl<R: BufRead> ObjectReader<R> {
                             GzDecoder::new(r),
                         )));
                     }
-                    Ok(_) => return Some(Err(ChunkError::Trailing { member: self.member })),
+                    // Numbered as a line of its own, so that the object's lines are the same on every run.
+                    Ok(_) => {
+                        self.line += 1;
+                        return Some(Err(ChunkError::Trailing {
+                            line: self.line,
+                            member: self.member,
+                        }));
+                    }
                     Err(err) => return Some(Err(ChunkError::Io(err))),
                 },
                 Source::Member(mut m) => match read_line_capped(&mut m, out, self.limit) {
@@ -169,6 +251,11 @@ impl<R: BufRead> ObjectReader<R> {
         }
     }
 
+    /// Lines (chunks) numbered so far: the object's last line once `next_chunk` returned `None`.
+    pub fn lines_read(&self) -> u64 {
+        self.line
+    }
+
     fn finish_line(&mut self, line: Line) -> Result<u64, ChunkError> {
         self.line += 1;
         match line {
@@ -185,6 +272,33 @@ enum Line {
     Full,
     TooLarge,
     End,
+}
+
+/// Consumes up to `max` `\n` in a row; how many, and the error that stopped it if one did.
+fn count_newlines(r: &mut impl BufRead, max: u64) -> (u64, Option<io::Error>) {
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut count = 0;
+    while count < max {
+        let buf = match r.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => buf,
+            Err(err) => return (count, Some(err)),
+        };
+        let want = usize::try_from(max - count).unwrap_or(usize::MAX).min(buf.len());
+        // Eight bytes a step: a run of newlines is the whole point of this function.
+        let mut n = buf[..want]
+            .chunks_exact(8)
+            .take_while(|w| <[u8; 8]>::try_from(*w).is_ok_and(|w| u64::from_ne_bytes(w) == NEWLINES))
+            .count()
+            * 8;
+        n += buf[n..want].iter().take_while(|&&b| b == b'\n').count();
+        r.consume(n);
+        count += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    (count, None)
 }
 
 /// One line (without its `\n`) or what is left before the end; a line over `limit` is consumed but not
@@ -312,6 +426,63 @@ mod tests {
         let got = chunks(&object, 100);
         assert_eq!(got.len(), 2);
         assert!(got[1].as_ref().unwrap_err().contains("not gzip"));
+    }
+
+    type Lines = Vec<Result<(u64, String), String>>;
+
+    /// Every line as `(line, text)`, blank runs expanded, read with `next_run`; and the calls it took.
+    fn runs(bytes: &[u8], max_empty: u64) -> (Lines, usize) {
+        let mut reader = ObjectReader::new(bytes, 100).unwrap();
+        let mut out = Vec::new();
+        let (mut all, mut calls) = (Vec::new(), 0);
+        while let Some(next) = reader.next_run(&mut out, max_empty) {
+            calls += 1;
+            match next {
+                Ok(Chunk::Line(line)) => all.push(Ok((line, String::from_utf8_lossy(&out).into_owned()))),
+                Ok(Chunk::Empty { first, last }) => {
+                    assert!(first <= last && last - first < max_empty);
+                    all.extend((first..=last).map(|l| Ok((l, String::new()))));
+                }
+                Err(err) => all.push(Err(err.to_string())),
+            }
+        }
+        (all, calls)
+    }
+
+    #[test]
+    fn runs_of_empty_lines_are_numbered_as_lines_one_by_one_are() {
+        let mut members = gzip(b"\n\n{\"a\":1}\n\n\n\n");
+        members.extend(gzip(b"\n\n\n"));
+        members.extend(gzip(b"{\"m\":1}"));
+        let mut long = b"x\n".to_vec();
+        long.extend(vec![b'\n'; 100_000]);
+        long.extend(b" \n\r\nlast");
+        let inputs: [&[u8]; 6] = [b"", b"\n", b"\n\n\na\n\nb\n\n", b"a\n\n\n", &members, &long];
+        for input in inputs {
+            for max in [1, 3, 8, 1 << 20] {
+                assert_eq!(
+                    runs(input, max).0,
+                    chunks(input, 100),
+                    "{max} {:?}",
+                    &input[..input.len().min(20)]
+                );
+            }
+        }
+        // 100,000 empty lines in a handful of steps, never more than asked for at once.
+        assert!(runs(&long, 1 << 20).1 < 10);
+        assert!(runs(&long, 1000).1 >= 100);
+        assert!(runs(&gzip(&long), 1 << 20).1 < 10);
+    }
+
+    #[test]
+    fn an_error_after_a_run_of_empty_lines_comes_next_and_ends_the_object() {
+        let mut broken = gzip(&[b'\n'; 5000]);
+        broken.truncate(broken.len() - 9);
+        let (got, _) = runs(&broken, 1 << 20);
+        let last = got.last().unwrap().as_ref().unwrap_err();
+        assert!(last.contains("gzip member 1"), "{last}");
+        assert!(got[..got.len() - 1].iter().all(Result::is_ok));
+        assert_eq!(got.len() as u64, chunks(&broken, 100).len() as u64);
     }
 
     #[test]

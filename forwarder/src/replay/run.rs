@@ -41,8 +41,13 @@ pub fn main(args: ReplayArgs, limits: Limits) -> ExitCode {
         let progress = Progress::new();
         let (ctx, outcome) = match run(args, limits, progress).await {
             Ok(done) => done,
-            Err(err @ (ReplayError::Args(_) | ReplayError::Config(_) | ReplayError::Checkpoint(_))) => {
+            Err(err @ (ReplayError::Args(_) | ReplayError::Config(_))) => {
                 eprintln!("tracehose: configuration error: {err}");
+                return ExitCode::from(2);
+            }
+            // Another run holds the checkpoint, or it cannot be used: nothing was read or sent.
+            Err(err @ ReplayError::Checkpoint(_)) => {
+                eprintln!("tracehose: error: {err}");
                 return ExitCode::from(2);
             }
             Err(err) => {
@@ -149,7 +154,10 @@ pub async fn run(
         Ok(Err(err)) => outcome.stopped = Some(err.to_string()),
         Err(err) => outcome.stopped = Some(format!("listing failed: {err}")),
     }
-    ctx.lock_checkpoint().sync()?;
+    // Sent already: a checkpoint that cannot be made durable fails the run, it is no setup error.
+    if let Err(err) = ctx.lock_checkpoint().sync() {
+        outcome.stopped.get_or_insert(err.to_string());
+    }
     Ok((ctx, outcome))
 }
 
@@ -190,16 +198,27 @@ async fn work(
             break;
         };
         Stats::add(&ctx.stats.objects_listed, 1);
-        let earlier = ctx.lock_checkpoint().done(&object.key);
-        if let Some(complete) = earlier {
-            Stats::add(&ctx.stats.objects_skipped, 1);
-            // Finished by a run that stopped before it could delete it.
-            if complete && ctx.delete_after {
-                if let Err(err) = ctx.delete(&object.key).await {
-                    ctx.report(&err.to_string());
+        let earlier = ctx.lock_checkpoint().done(&object.key).cloned();
+        if let Some(done) = earlier {
+            if done.object == object.identity() {
+                Stats::add(&ctx.stats.objects_skipped, 1);
+                // Finished by an earlier run, which did not delete it: this run confirmed none of it.
+                if done.complete && ctx.delete_after {
+                    ctx.keep(
+                        &object.key,
+                        "an earlier run finished it; this run confirmed none of its records",
+                    );
                 }
+                continue;
             }
-            continue;
+            Stats::add(&ctx.stats.checkpoint_mismatches, 1);
+            ctx.report(&format!(
+                "{}: the checkpoint finished other content ({}) than the object now holds ({}); it is replayed \
+                 from its start",
+                ctx.name(&object.key),
+                done.object,
+                object.identity()
+            ));
         }
         let ended = match &target {
             Worker::Destinations(setup) => {
@@ -219,7 +238,7 @@ async fn work(
             } => to_firehose::replay_object(&ctx, client, stream, &object.key, *in_flight, None).await,
         };
         let finished = match ended {
-            Ok(end) => ctx.finish_object(&object.key, end).await,
+            Ok(end) => ctx.finish_object(&object.key, &end).await,
             Err(err) => Err(err),
         };
         ctx.progress.update(&ctx.stats);
@@ -238,12 +257,19 @@ async fn dry_run(ctx: &Ctx, mut rx: mpsc::Receiver<ObjectInfo>) {
     while let Some(object) = rx.recv().await {
         Stats::add(&ctx.stats.objects_listed, 1);
         let checkpoint = ctx.lock_checkpoint();
+        let identity = object.identity();
         let state = match (checkpoint.done(&object.key), checkpoint.position(&object.key)) {
-            (Some(_), _) => {
+            (Some(done), _) if done.object == identity => {
                 Stats::add(&ctx.stats.objects_skipped, 1);
                 "done".to_owned()
             }
-            (None, Some(position)) => format!("resume at line {}", position.next),
+            (None, Some((recorded, position))) if recorded == &identity => {
+                format!("resume at line {}", position.next)
+            }
+            (Some(_), _) | (None, Some(_)) => {
+                Stats::add(&ctx.stats.checkpoint_mismatches, 1);
+                "changed since checkpointed: from the start".to_owned()
+            }
             (None, None) => "new".to_owned(),
         };
         let _ = writeln!(out, "{}\t{}\t{state}", ctx.name(&object.key), object.size);

@@ -1,10 +1,9 @@
 //! `--to firehose:STREAM`: the original records, back into a Firehose stream with `PutRecordBatch`, in
 //! batches of at most 500 records and 4 MiB (a record over 1,000 KiB can never be sent: it is reported).
 //! After a partial failure only the failed entries are sent again, with backoff; several calls are in
-//! flight, so that the endpoint, not the replay, sets the pace. A line (record) is confirmed once every
-//! record it holds was accepted.
+//! flight, so that the endpoint, not the replay, sets the pace. [`batch`](super::batch) says which lines
+//! the accepted records confirm.
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,41 +20,21 @@ use tokio::task::JoinSet;
 use crate::input::decode::{base64_decode, gunzip_capped, is_gzip};
 use crate::input::{split_input, Shape, UnitData};
 
-use super::checkpoint::Position;
+use super::batch::{Batch, Tracker};
+use super::checkpoint::Identity;
+use super::destinations::SEGMENT_LINES;
+use super::position::Standing;
 use super::progress::Stats;
-use super::read::{ChunkError, ObjectReader};
-use super::{Body, Ctx, ObjectEnd, ReplayError};
+use super::read::{Chunk, ObjectReader};
+use super::{Body, Ctx, ObjectEnd, Pass, ReplayError};
 
-pub const MAX_BATCH_RECORDS: usize = 500;
-pub const MAX_BATCH_BYTES: usize = 4 << 20;
+pub use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
+
 pub const MAX_RECORD_BYTES: usize = 1000 << 10;
 /// Attempts per entry, the first included.
 const MAX_ATTEMPTS: u32 = 6;
 /// The field the Lambda face adds to a record it sends back, counting its replays (see [`mark_attempt`]).
 pub const ATTEMPTS_FIELD: &str = "tracehoseReplayAttempts";
-
-/// A line's records are all in batches sent so far: when all are accepted, the line is confirmed.
-#[derive(Debug, Clone, Copy)]
-struct LineMeta {
-    line: u64,
-    records: u32,
-    /// Nothing in it was unreadable or too large.
-    readable: bool,
-}
-
-/// One batch for `PutRecordBatch`, with the lines that closed while it was filled.
-#[derive(Debug, Default)]
-pub struct Batch {
-    entries: Vec<(u64, Vec<u8>)>,
-    bytes: usize,
-    closed: Vec<LineMeta>,
-}
-
-impl Batch {
-    fn fits(&self, len: usize) -> bool {
-        self.entries.len() < MAX_BATCH_RECORDS && self.bytes + len <= MAX_BATCH_BYTES
-    }
-}
 
 /// Replays one object into `stream`, with up to `in_flight` calls at once. `mark`: the Lambda face's loop
 /// guard, `Some(max)` to count replays in each record and refuse one replayed `max` times already.
@@ -67,11 +46,47 @@ pub(super) async fn replay_object(
     in_flight: usize,
     mark: Option<u32>,
 ) -> Result<ObjectEnd, ReplayError> {
-    let body = super::open_object(ctx, key).await?;
-    let mut position = ctx.position(key);
-    let (tx, mut rx) = mpsc::channel(in_flight.max(1));
+    let target = Target {
+        client,
+        stream,
+        in_flight: in_flight.max(1),
+        mark,
+    };
+    let (mut body, object, mut standing) = ctx.begin(key).await?;
+    let mut complete = true;
+    loop {
+        let pass = replay_pass(ctx, &target, key, &object, body, &mut standing).await?;
+        complete &= pass.complete;
+        if !ctx.restart_past_end(key, &object, &mut standing, &pass)? {
+            break;
+        }
+        body = ctx.reopen(key, &object, &standing).await?;
+    }
+    Ok(ObjectEnd {
+        complete,
+        resumed: standing.resumed(),
+        object,
+    })
+}
+
+struct Target<'a> {
+    client: &'a aws_sdk_firehose::Client,
+    stream: &'a str,
+    in_flight: usize,
+    mark: Option<u32>,
+}
+
+async fn replay_pass(
+    ctx: &Arc<Ctx>,
+    target: &Target<'_>,
+    key: &str,
+    object: &Identity,
+    body: Body,
+    standing: &mut Standing,
+) -> Result<Pass, ReplayError> {
+    let (tx, mut rx) = mpsc::channel(target.in_flight);
     let producer = {
-        let (ctx, key, skip) = (Arc::clone(ctx), key.to_owned(), position.clone());
+        let (ctx, key, skip, mark) = (Arc::clone(ctx), key.to_owned(), standing.clone(), target.mark);
         tokio::task::spawn_blocking(move || produce(&ctx, &key, body, &skip, mark, &tx))
     };
     let mut tracker = Tracker::default();
@@ -79,12 +94,12 @@ pub(super) async fn replay_object(
     let mut open = true;
     while open || !sends.is_empty() {
         tokio::select! {
-            batch = rx.recv(), if open && sends.len() < in_flight.max(1) => match batch {
+            batch = rx.recv(), if open && sends.len() < target.in_flight => match batch {
                 Some(batch) => {
                     let Batch { entries, closed, .. } = batch;
-                    tracker.expect(closed);
+                    tracker.expect(closed, standing);
                     if !entries.is_empty() {
-                        let (client, stream) = (client.clone(), stream.to_owned());
+                        let (client, stream) = (target.client.clone(), target.stream.to_owned());
                         sends.spawn(async move {
                             let (lines, records): (Vec<u64>, Vec<Vec<u8>>) = entries.into_iter().unzip();
                             (lines, put_all(&client, &stream, records).await)
@@ -96,21 +111,20 @@ pub(super) async fn replay_object(
             Some(done) = sends.join_next(), if !sends.is_empty() => {
                 let (lines, results) = done.map_err(|err| ReplayError::NotDone {
                     object: ctx.name(key),
-                    line: position.next,
+                    line: standing.next(),
                     detail: format!("a PutRecordBatch task failed: {err}"),
                 })?;
                 let accepted = results.iter().filter(|r| r.is_ok()).count();
                 Stats::add(&ctx.stats.records, accepted as u64);
-                tracker.apply(&lines, &results);
+                tracker.apply(&lines, &results, standing);
             }
         }
-        tracker.settle(&mut position);
-        ctx.record_position(key, &position)?;
+        ctx.record_position(key, object, standing)?;
         ctx.progress.update(&ctx.stats);
     }
     let produced = producer.await.map_err(|err| ReplayError::NotDone {
         object: ctx.name(key),
-        line: position.next,
+        line: standing.next(),
         detail: format!("the reading thread failed: {err}"),
     })?;
     if let Some((line, detail)) = tracker.failed.first_key_value() {
@@ -120,68 +134,12 @@ pub(super) async fn replay_object(
             detail: format!("PutRecordBatch did not accept it after {MAX_ATTEMPTS} attempts: {detail}"),
         });
     }
-    produced?;
-    Ok(ObjectEnd {
+    let (last_line, resumed) = produced?;
+    Ok(Pass {
         complete: tracker.complete,
+        last_line,
+        resumed,
     })
-}
-
-#[derive(Debug)]
-struct Tracker {
-    expected: HashMap<u64, LineMeta>,
-    accepted: HashMap<u64, u32>,
-    failed: std::collections::BTreeMap<u64, String>,
-    complete: bool,
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Self {
-            expected: HashMap::new(),
-            accepted: HashMap::new(),
-            failed: Default::default(),
-            complete: true,
-        }
-    }
-}
-
-impl Tracker {
-    fn expect(&mut self, closed: Vec<LineMeta>) {
-        for meta in closed {
-            self.expected.insert(meta.line, meta);
-        }
-    }
-
-    fn apply(&mut self, lines: &[u64], results: &[Result<(), String>]) {
-        for (line, result) in lines.iter().zip(results) {
-            match result {
-                Ok(()) => *self.accepted.entry(*line).or_default() += 1,
-                Err(detail) => {
-                    self.failed.entry(*line).or_insert_with(|| detail.clone());
-                }
-            }
-        }
-    }
-
-    /// Confirms the lines all of whose records were accepted.
-    fn settle(&mut self, position: &mut Position) {
-        let done: BTreeSet<u64> = self
-            .expected
-            .values()
-            .filter(|m| {
-                !self.failed.contains_key(&m.line)
-                    && self.accepted.get(&m.line).copied().unwrap_or(0) >= m.records
-            })
-            .map(|m| m.line)
-            .collect();
-        for line in done {
-            if let Some(meta) = self.expected.remove(&line) {
-                self.complete &= meta.readable;
-            }
-            self.accepted.remove(&line);
-            position.confirm(line);
-        }
-    }
 }
 
 /// Sends `records` in one batch, then only the entries that failed, with backoff; one result per record.
@@ -257,56 +215,72 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + nanos % (base / 2 + 1))
 }
 
-/// Reads the object and hands sealed batches over, on a blocking thread. Returns what stopped the object
-/// when S3 did.
+/// Reads the object and hands sealed batches over, on a blocking thread. Returns the object's last line and
+/// the lines read past as confirmed by an earlier run, or what stopped the object when S3 did.
 fn produce(
     ctx: &Ctx,
     key: &str,
     body: Body,
-    skip: &Position,
+    skip: &Standing,
     mark: Option<u32>,
     tx: &mpsc::Sender<Batch>,
-) -> Result<(), ReplayError> {
+) -> Result<(u64, u64), ReplayError> {
     let name = ctx.name(key);
     let report = |line: u64, message: &str| ctx.report(&format!("{name} line {line}: {message}"));
-    let mut reader = ObjectReader::from_channel(body, ctx.limits.max_decompressed_bytes).map_err(|err| {
-        ReplayError::NotDone {
-            object: name.clone(),
-            line: skip.next,
-            detail: format!("reading the object failed: {err}"),
-        }
-    })?;
+    let not_done = |line: u64, err: &dyn std::fmt::Display| ReplayError::NotDone {
+        object: name.clone(),
+        line,
+        detail: format!("reading the object failed: {err}"),
+    };
+    let mut reader = ObjectReader::from_channel(body, ctx.limits.max_decompressed_bytes)
+        .map_err(|err| not_done(skip.next(), &err))?;
     let mut batch = Batch::default();
     let mut chunk = Vec::new();
-    let mut last_line = 0;
-    while let Some(next) = reader.next_chunk(&mut chunk) {
-        let line = match next {
-            Ok(line) => line,
-            Err(ChunkError::Io(err)) => {
-                return Err(ReplayError::NotDone {
-                    object: name,
-                    line: last_line + 1,
-                    detail: format!("reading the object failed: {err}"),
-                })
-            }
-            Err(err) => {
-                let line = match &err {
-                    ChunkError::TooLarge { line, .. } | ChunkError::Gzip { line, .. } => *line,
-                    _ => last_line + 1,
-                };
-                report(line, &err.to_string());
-                Stats::add(&ctx.stats.failed_records, 1);
-                batch.closed.push(LineMeta {
-                    line,
-                    records: 0,
-                    readable: false,
-                });
+    let mut resumed = 0;
+    // The receiver is gone only when the object already failed: what is left of it does not matter.
+    let gone = || not_done(skip.next(), &"the sending side stopped");
+    // Past the last line a checkpoint confirmed, runs of empty lines are taken whole.
+    let skip_ends = skip.last_line();
+    loop {
+        if batch.lines >= SEGMENT_LINES && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+            return Err(gone());
+        }
+        let max_empty = if reader.lines_read() >= skip_ends {
+            SEGMENT_LINES - batch.lines
+        } else {
+            0
+        };
+        let Some(next) = reader.next_run(&mut chunk, max_empty) else {
+            break;
+        };
+        let (line, failure) = match next {
+            Ok(Chunk::Line(line)) => (line, None),
+            Ok(Chunk::Empty { first, last }) => {
+                Stats::add(&ctx.stats.blank_lines, last - first + 1);
+                batch.close_run(first, last, true);
                 continue;
             }
+            Err(err) => match err.line() {
+                Some(line) => (line, Some(err)),
+                None => return Err(not_done(reader.lines_read() + 1, &err)),
+            },
         };
-        last_line = line;
-        if skip.is_confirmed(line) {
-            Stats::add(&ctx.stats.records_resumed, 1);
+        if skip.skips(line) {
+            if skip.resumes(line) {
+                resumed += 1;
+                Stats::add(&ctx.stats.records_resumed, 1);
+            }
+            continue;
+        }
+        if let Some(err) = failure {
+            report(line, &err.to_string());
+            Stats::add(&ctx.stats.failed_records, 1);
+            batch.close(line, 0, false);
+            continue;
+        }
+        if chunk.iter().all(u8::is_ascii_whitespace) {
+            Stats::add(&ctx.stats.blank_lines, 1);
+            batch.close(line, 0, true);
             continue;
         }
         let (records, mut readable) = records_of_line(ctx, &chunk, line, &report);
@@ -343,7 +317,7 @@ fn produce(
                 continue;
             }
             if !batch.fits(record.len()) && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
-                return Ok(());
+                return Err(gone());
             }
             batch.bytes += record.len();
             batch.entries.push((line, record));
@@ -352,24 +326,17 @@ fn produce(
         if !readable {
             Stats::add(&ctx.stats.failed_records, 1);
         }
-        batch.closed.push(LineMeta {
-            line,
-            records: count,
-            readable,
-        });
+        batch.close(line, count, readable);
     }
-    if !batch.entries.is_empty() || !batch.closed.is_empty() {
-        let _ = tx.blocking_send(batch);
+    if (!batch.entries.is_empty() || !batch.closed.is_empty()) && tx.blocking_send(batch).is_err() {
+        return Err(gone());
     }
-    Ok(())
+    Ok((reader.lines_read(), resumed))
 }
 
 /// The original records a line holds: a backup line's `rawData`, decoded; a CloudWatch-to-S3 payload
 /// (anything else), gzipped again as Firehose received it. Unreadable parts are reported.
 fn records_of_line(ctx: &Ctx, chunk: &[u8], line: u64, report: &dyn Fn(u64, &str)) -> (Vec<Vec<u8>>, bool) {
-    if chunk.iter().all(u8::is_ascii_whitespace) {
-        return (Vec::new(), true);
-    }
     let mut records = Vec::new();
     let mut readable = true;
     let mut whole = false;
@@ -464,42 +431,6 @@ pub fn mark_attempt(record: &[u8], limit: usize) -> Result<(Vec<u8>, u32), MarkE
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_respect_both_limits() {
-        let mut b = Batch {
-            entries: vec![(1, Vec::new()); MAX_BATCH_RECORDS - 1],
-            ..Batch::default()
-        };
-        assert!(b.fits(10));
-        b.entries.push((1, Vec::new()));
-        assert!(!b.fits(0));
-        let b = Batch {
-            bytes: MAX_BATCH_BYTES - 10,
-            ..Batch::default()
-        };
-        assert!(b.fits(10) && !b.fits(11));
-    }
-
-    #[test]
-    fn lines_are_confirmed_only_when_every_record_was_accepted() {
-        let mut t = Tracker::default();
-        let mut p = Position::default();
-        let meta = |line, records| LineMeta {
-            line,
-            records,
-            readable: true,
-        };
-        t.expect(vec![meta(1, 2), meta(2, 0), meta(3, 1)]);
-        t.apply(&[1, 3], &[Ok(()), Err("ServiceUnavailableException".into())]);
-        t.settle(&mut p);
-        assert_eq!(p.next, 1);
-        assert!(p.is_confirmed(2) && !p.is_confirmed(3));
-        t.apply(&[1], &[Ok(())]);
-        t.settle(&mut p);
-        assert_eq!(p.next, 3);
-        assert_eq!(t.failed.keys().copied().collect::<Vec<_>>(), [3]);
-    }
 
     #[test]
     fn attempts_are_counted_in_the_payload_gzipped_or_not() {
