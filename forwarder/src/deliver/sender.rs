@@ -258,22 +258,6 @@ async fn send_batch(
                     outcome.retried += range.len() as u64;
                 }
             }
-            // Over the destination's own limit: nothing was sent, so halving costs no request and needs no
-            // floor (a single entry too large alone never reaches a batch).
-            Err(ExportError::TooLarge { .. }) if range.len() > 1 => {
-                pending.extend([(mid..range.end, depth), (range.start..mid, depth)]);
-            }
-            // Refused as too large: the halves may pass, down to the floor. An intake that refuses everything
-            // so costs at most 2^(depth + 1) - 1 requests per batch, not one per line.
-            Err(err @ ExportError::Rejected { status: 413, .. })
-                if range.len() > 1 && depth < options.split_depth =>
-            {
-                outcome.requests += u64::from(err.requests());
-                if err.requests() > 1 {
-                    outcome.retried += range.len() as u64;
-                }
-                pending.extend([(mid..range.end, depth + 1), (range.start..mid, depth + 1)]);
-            }
             Err(err) => {
                 let requests = err.requests();
                 outcome.requests += u64::from(requests);
@@ -282,6 +266,18 @@ async fn send_batch(
                     outcome.retried += range.len() as u64;
                 }
                 match &err {
+                    // Over the destination's own limit: nothing was sent, so halving costs no request and
+                    // needs no floor (a single entry too large alone never reaches a batch).
+                    ExportError::TooLarge { .. } if range.len() > 1 => {
+                        pending.extend([(mid..range.end, depth), (range.start..mid, depth)]);
+                    }
+                    // Refused as too large: the halves may pass, down to the floor. An intake that refuses
+                    // everything so costs at most 2^(split_depth + 1) - 1 requests a batch, not one a line.
+                    ExportError::Rejected { status: 413, .. }
+                        if range.len() > 1 && depth < options.split_depth =>
+                    {
+                        pending.extend([(mid..range.end, depth + 1), (range.start..mid, depth + 1)]);
+                    }
                     ExportError::Rejected { status: 413, .. } => {
                         outcome.errors.push(format!(
                             "{err}, after {depth} halving(s) of the batch (TRACEHOSE_SPLIT_DEPTH {}): its \
