@@ -28,30 +28,28 @@ mod contract;
 mod faults;
 #[path = "intake/otlp_json.rs"]
 mod otlp_json;
+#[path = "intake/reply.rs"]
+mod reply;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use prost::Message;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use contract::{DatadogLimits, DynatraceLimits};
-pub use faults::{Answer, Injected, RandomFaults, RetryAfter};
+pub use faults::{Answer, Injected, RandomFaults};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Vendor {
@@ -524,15 +522,18 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
         Outcome::Reset => return Err(std::io::Error::other("injected reset")),
         // Longer than any client here waits; the connection ends with the client, or with the intake.
         Outcome::Hung => {
-            tokio::time::sleep(HANG).await;
+            tokio::time::sleep(reply::HANG).await;
             return Err(std::io::Error::other("injected hang"));
         }
     };
-    Ok(reply(vendor, code, &violations, injected.as_ref(), refused))
+    Ok(reply::reply(
+        vendor,
+        code,
+        &violations,
+        injected.as_ref(),
+        refused,
+    ))
 }
-
-/// How long a hung request waits before its connection is closed, if neither side ended it first.
-const HANG: Duration = Duration::from_secs(600);
 
 /// The whole body within the configured cap and deadline, or the status and violation to answer with.
 async fn read_body(body: Incoming, config: &IntakeConfig) -> Result<Bytes, (u16, String)> {
@@ -573,72 +574,4 @@ fn headers(map: &hyper::HeaderMap) -> BTreeMap<String, String> {
             .or_insert_with(|| value.into_owned());
     }
     out
-}
-
-fn reply(
-    vendor: Option<Vendor>,
-    code: u16,
-    violations: &[String],
-    injected: Option<&Answer>,
-    refused: usize,
-) -> Reply {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let otlp = matches!(vendor, Some(Vendor::Otlp | Vendor::DynatraceOtlp));
-    let partial = matches!(injected, Some(Answer::Partial { .. }));
-    let (content_type, body) = if status == StatusCode::NO_CONTENT || status.is_redirection() {
-        (None, Bytes::new())
-    } else if otlp && status.is_success() {
-        let mut answer = ExportLogsServiceResponse::default();
-        if partial {
-            answer.partial_success = Some(ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(refused).unwrap_or(i64::MAX),
-                error_message: format!(
-                    "{refused} log records refused by the intake's injected partial success"
-                ),
-            });
-        }
-        (
-            Some("application/x-protobuf"),
-            Bytes::from(answer.encode_to_vec()),
-        )
-    } else if partial && vendor == Some(Vendor::Dynatrace) {
-        // The documented 200 of the log ingest API: a SuccessEnvelope with a message and no counts.
-        let body = json!({"details": {"code": 200, "message": "Only a part of input events were ingested"}});
-        (Some("application/json"), Bytes::from(body.to_string()))
-    } else if status.is_success() {
-        (Some("application/json"), Bytes::from_static(b"{}"))
-    } else {
-        let message = violations.join("; ");
-        let body = json!({"error": {"code": code, "message": message}}).to_string();
-        (Some("application/json"), Bytes::from(body))
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    if let Some(content_type) = content_type {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    match injected {
-        Some(Answer::Status {
-            retry_after: Some(retry_after),
-            ..
-        }) => {
-            let value = match *retry_after {
-                RetryAfter::Seconds(seconds) => seconds.to_string(),
-                RetryAfter::DateIn(seconds) => {
-                    httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))
-                }
-            };
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(RETRY_AFTER, value);
-            }
-        }
-        Some(Answer::Redirect { location, .. }) => {
-            if let Ok(value) = HeaderValue::from_str(location) {
-                headers.insert(LOCATION, value);
-            }
-        }
-        _ => {}
-    }
-    response
 }
