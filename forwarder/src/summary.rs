@@ -1,5 +1,5 @@
 //! Counts every outcome, so nothing is lost silently: each received log event ends delivered, filtered,
-//! skipped as a control message, failed, refused for good by a destination, or invalid (DESIGN.md).
+//! skipped as a control message, failed, refused for good by a destination, or invalid.
 
 use std::fmt;
 
