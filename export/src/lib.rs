@@ -14,4 +14,4 @@ pub mod status;
 pub use config::{Compression, ConfigError, Destination, Signal};
 pub use encode::{compress, encode, EncodeError, Payload};
 pub use send::{http_client, send, send_for_response, Delivered, ExportError, RetryPolicy};
-pub use status::{classify, Class};
+pub use status::{classify, parse_retry_after, Class};

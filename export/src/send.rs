@@ -1,16 +1,19 @@
 //! Sending one encoded payload to one destination, retrying transient failures with backoff, never past the
-//! caller's deadline. The caller decides what to do with data that could not be delivered in time.
+//! caller's deadline. The caller decides what to do with data that could not be delivered in time. A send
+//! either reaches the configured URL and hears its answer, or ends in an [`ExportError`]: no redirect is
+//! followed, so no request goes anywhere else, with or without its headers.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 
 use crate::status::{classify, Class};
 use crate::{Compression, Destination, Payload};
 
-/// Response bodies are only read so the connection can be reused; a backend that sends more is not trusted.
+/// What is read of a response body: enough for any partial-success answer; a backend that sends more is not
+/// trusted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +54,25 @@ pub enum ExportError {
         size: usize,
         limit: usize,
     },
+    /// `attempts` counts the earlier, transient failures too.
     #[error("{destination}: rejected with HTTP {status}; not retrying")]
-    Rejected { destination: &'static str, status: u16 },
+    Rejected {
+        destination: &'static str,
+        status: u16,
+        attempts: u32,
+    },
+    /// `location` is the host (and port) the answer pointed at, never its path or query, which may carry
+    /// credentials.
+    #[error(
+        "{destination}: answered HTTP {status}, a redirect to {location}; redirects are never followed, \
+         so nothing was delivered: configure the URL the redirect leads to"
+    )]
+    Redirected {
+        destination: &'static str,
+        status: u16,
+        location: String,
+        attempts: u32,
+    },
     #[error("{destination}: unavailable after {attempts} attempt(s): {reason}")]
     Unavailable {
         destination: &'static str,
@@ -63,9 +83,13 @@ pub enum ExportError {
 }
 
 impl ExportError {
-    /// Whether the same payload may succeed later.
+    /// Whether the same payload may succeed later. A redirect may: it names a configuration to fix (or a
+    /// move in progress), not data the backend refused, so the data is worth keeping until it is fixed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ExportError::Unavailable { .. })
+        matches!(
+            self,
+            ExportError::Unavailable { .. } | ExportError::Redirected { .. }
+        )
     }
 
     /// The server's own idea of when to come back, if it gave one.
@@ -75,12 +99,24 @@ impl ExportError {
             _ => None,
         }
     }
+
+    /// HTTP requests this outcome cost: what a caller counts as sent.
+    pub fn requests(&self) -> u32 {
+        match self {
+            ExportError::TooLarge { .. } => 0,
+            ExportError::Rejected { attempts, .. }
+            | ExportError::Redirected { attempts, .. }
+            | ExportError::Unavailable { attempts, .. } => *attempts,
+        }
+    }
 }
 
 /// A client suited to short-lived exports: rustls, bounded connect time, idle connections kept briefly so
-/// that consecutive flushes of a warm sandbox reuse them.
+/// that consecutive flushes of a warm sandbox reuse them. Redirects are never followed (see
+/// [`Class::Redirected`]): an answer in 3xx is the answer.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(2)
@@ -93,12 +129,14 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 pub struct Delivered {
     pub attempts: u32,
     pub status: u16,
+    /// The answer's `Content-Type`, which says how to read `body` (an OTLP answer is protobuf or JSON).
+    pub content_type: Option<String>,
     /// At most 64 KiB of the response body.
     pub body: bytes::Bytes,
 }
 
-/// POSTs `payload` to `destination` until it is delivered, permanently rejected, `policy` runs out of attempts
-/// or `deadline` would be passed.
+/// POSTs `payload` to `destination` until it is delivered, permanently rejected, redirected, `policy` runs
+/// out of attempts or `deadline` would be passed.
 pub async fn send(
     client: &reqwest::Client,
     destination: &Destination,
@@ -136,22 +174,33 @@ pub async fn send_for_response(
         attempts += 1;
         let answer = attempt(client, destination, payload, destination.timeout.min(left)).await;
         let (retry_after, reason) = match answer {
-            Answer::Status(status, Class::Delivered, body) => {
-                return Ok(Delivered {
-                    attempts,
-                    status,
-                    body,
-                })
-            }
-            Answer::Status(status, Class::Permanent, _) => {
-                return Err(ExportError::Rejected {
-                    destination: name,
-                    status,
-                });
-            }
-            Answer::Status(status, Class::Retryable { retry_after }, _) => {
-                (retry_after, format!("HTTP {status}"))
-            }
+            Answer::Status(response) => match response.class {
+                Class::Delivered => {
+                    return Ok(Delivered {
+                        attempts,
+                        status: response.status,
+                        content_type: response.content_type,
+                        body: response.body,
+                    })
+                }
+                // The same URL answers the same way until someone changes it: not retried here.
+                Class::Redirected => {
+                    return Err(ExportError::Redirected {
+                        destination: name,
+                        status: response.status,
+                        location: location_host(&destination.url, response.location.as_deref()),
+                        attempts,
+                    })
+                }
+                Class::Permanent => {
+                    return Err(ExportError::Rejected {
+                        destination: name,
+                        status: response.status,
+                        attempts,
+                    });
+                }
+                Class::Retryable { retry_after } => (retry_after, format!("HTTP {}", response.status)),
+            },
             Answer::Transport(reason) => (None, reason),
         };
         if attempts >= policy.max_attempts {
@@ -162,6 +211,23 @@ pub async fn send_for_response(
             return Err(unavailable(name, attempts, reason, retry_after));
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Where a redirect pointed, for the report: scheme, host and port of `location` resolved against `url`,
+/// nothing of its path or query.
+fn location_host(url: &str, location: Option<&str>) -> String {
+    let Some(location) = location else {
+        return "nowhere (no Location header)".into();
+    };
+    let resolved = reqwest::Url::parse(url).and_then(|base| base.join(location));
+    match resolved {
+        Ok(target) => match (target.host_str(), target.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", target.scheme()),
+            (Some(host), None) => format!("{}://{host}", target.scheme()),
+            (None, _) => "an address without a host".into(),
+        },
+        Err(_) => "an unreadable Location".into(),
     }
 }
 
@@ -179,10 +245,19 @@ fn unavailable(
     }
 }
 
+/// An HTTP answer, read as far as a caller needs it.
+struct Response {
+    status: u16,
+    class: Class,
+    content_type: Option<String>,
+    location: Option<String>,
+    /// The start of the body.
+    body: bytes::Bytes,
+}
+
 /// How one request ended.
 enum Answer {
-    /// The status, what it means, and the start of the body.
-    Status(u16, Class, bytes::Bytes),
+    Status(Response),
     /// No HTTP answer: the transport error, without its URL (URLs may carry credentials in their query).
     Transport(String),
 }
@@ -205,12 +280,17 @@ async fn attempt(
     match request.send().await {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (retry_after, content_type, location) =
+                (header(RETRY_AFTER), header(CONTENT_TYPE), header(LOCATION));
             let mut body = Vec::new();
+            // A body cut short by the timeout is still the answer the status gave.
             while let Ok(Some(chunk)) = response.chunk().await {
                 let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -218,158 +298,18 @@ async fn attempt(
                     break;
                 }
             }
-            Answer::Status(status, classify(status, retry_after.as_deref()), body.into())
+            Answer::Status(Response {
+                status,
+                class: classify(status, retry_after.as_deref()),
+                content_type,
+                location,
+                body: body.into(),
+            })
         }
         Err(error) => Answer::Transport(error.without_url().to_string()),
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// A backend that answers the n-th request with `answers[n]` (the last one repeats) and records bodies.
-    async fn backend(answers: Vec<&'static str>) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let seen = count.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let n = seen.fetch_add(1, Ordering::SeqCst);
-                let answer = answers[n.min(answers.len() - 1)];
-                let mut buf = vec![0u8; 65536];
-                let _ = socket.read(&mut buf).await;
-                if answer == "hang" {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                }
-                let _ = socket.write_all(answer.as_bytes()).await;
-            }
-        });
-        (url, count)
-    }
-
-    fn destination(url: String) -> Destination {
-        Destination {
-            name: "test",
-            url,
-            headers: HeaderMap::new(),
-            compression: Compression::Gzip,
-            timeout: Duration::from_secs(5),
-            max_body_bytes: 1024,
-        }
-    }
-
-    fn payload(len: usize) -> Payload {
-        Payload {
-            body: bytes::Bytes::from(vec![7u8; len]),
-            compression: Compression::Gzip,
-            content_type: "application/x-protobuf",
-        }
-    }
-
-    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-    const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nretry-after: 0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-    const BAD: &str = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-
-    #[tokio::test]
-    async fn retries_transient_then_delivers() {
-        let (url, count) = backend(vec![BUSY, BUSY, OK]).await;
-        let client = http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        send(
-            &client,
-            &destination(url),
-            &payload(10),
-            deadline,
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(count.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn permanent_failure_is_not_retried() {
-        let (url, count) = backend(vec![BAD]).await;
-        let client = http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let err = send(
-            &client,
-            &destination(url),
-            &payload(10),
-            deadline,
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, ExportError::Rejected { status: 400, .. }), "{err}");
-        assert!(!err.is_retryable());
-        assert_eq!(count.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn attempts_are_bounded() {
-        let (url, count) = backend(vec![BUSY]).await;
-        let client = http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let err = send(
-            &client,
-            &destination(url),
-            &payload(10),
-            deadline,
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.is_retryable());
-        assert_eq!(count.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn a_hanging_backend_cannot_pass_the_deadline() {
-        let (url, _) = backend(vec!["hang"]).await;
-        let client = http_client().unwrap();
-        let started = Instant::now();
-        let err = send(
-            &client,
-            &destination(url),
-            &payload(10),
-            started + Duration::from_millis(150),
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap_err();
-        assert!(err.is_retryable());
-        assert!(
-            started.elapsed() < Duration::from_millis(400),
-            "{:?}",
-            started.elapsed()
-        );
-    }
-
-    #[tokio::test]
-    async fn oversize_payload_is_refused_before_sending() {
-        let client = http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let err = send(
-            &client,
-            &destination("http://127.0.0.1:9/".into()),
-            &payload(2048),
-            deadline,
-            &RetryPolicy::default(),
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, ExportError::TooLarge { size: 2048, .. }));
-    }
-}
+#[path = "send_tests.rs"]
+mod tests;

@@ -173,6 +173,7 @@ impl Queue {
                 Err(
                     error @ (ExportError::Rejected { .. }
                     | ExportError::TooLarge { .. }
+                    | ExportError::Redirected { .. }
                     | ExportError::Unavailable { .. }),
                 ) => {
                     outcome.failed += entry.items;

@@ -1,5 +1,5 @@
-//! Counts every outcome, so nothing is lost silently: each received log event ends delivered, skipped as a
-//! control message, or failed (DESIGN.md).
+//! Counts every outcome, so nothing is lost silently: each received log event ends delivered, filtered,
+//! skipped as a control message, failed, refused for good by a destination, or invalid.
 
 use std::fmt;
 
@@ -15,6 +15,9 @@ pub struct Summary {
     pub control_messages: u64,
     /// Events of decodable payloads that could not be delivered (a destination failed): a retry may help.
     pub failed_events: u64,
+    /// Events a destination refused for good (400, a partial success, 413 even after splitting) and that
+    /// failed nowhere else: a retry cannot help.
+    pub rejected_events: u64,
     /// Events that arrived but can never be delivered: unreadable (a wrong type, a missing field) or in a
     /// payload whose envelope is unusable. A retry cannot help.
     pub invalid_events: u64,
@@ -60,17 +63,25 @@ impl Summary {
     }
 
     /// Folds what the delivery stage did into the counts: events it filtered or could not deliver were
-    /// counted delivered when they left the pipeline.
+    /// counted delivered when they left the pipeline. A line failed in one destination and refused in
+    /// another counts failed, as the ledger's faces see it: a retry may still deliver it somewhere.
     pub fn apply_ledger(&mut self, ledger: &crate::deliver::Ledger) {
-        let failed = ledger.failed_lines();
-        let taken = (ledger.filtered + failed).min(self.delivered);
+        let failed = ledger.retryable_lines();
+        let rejected = ledger.failed_lines() - failed;
+        let taken = (ledger.filtered + failed + rejected).min(self.delivered);
         self.delivered -= taken;
-        self.filtered += ledger.filtered.min(taken);
-        self.failed_events += taken - ledger.filtered.min(taken);
+        let filtered = ledger.filtered.min(taken);
+        let failed = failed.min(taken - filtered);
+        self.filtered += filtered;
+        self.failed_events += failed;
+        self.rejected_events += taken - filtered - failed;
     }
 
     pub fn has_failures(&self) -> bool {
-        self.failed_events > 0 || self.invalid_events > 0 || self.failed_records > 0
+        self.failed_events > 0
+            || self.rejected_events > 0
+            || self.invalid_events > 0
+            || self.failed_records > 0
     }
 }
 
@@ -78,13 +89,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "events_in={} delivered={} filtered={} control_messages={} failed_events={} invalid_events={} failed_records={} \
+            "events_in={} delivered={} filtered={} control_messages={} failed_events={} rejected_events={} \
+             invalid_events={} failed_records={} \
              truncated={} own_trace={} joined={} (marker={} invocation={} xray={}) no_trace={}",
             self.events_in,
             self.delivered,
             self.filtered,
             self.control_messages,
             self.failed_events,
+            self.rejected_events,
             self.invalid_events,
             self.failed_records,
             self.truncated,
@@ -125,5 +138,40 @@ mod tests {
             after.delivered + after.control_messages + after.failed_events + after.invalid_events
         );
         assert_eq!((after.own_trace, after.joined(), after.no_trace), (1, 0, 1));
+    }
+
+    #[test]
+    fn the_ledger_splits_failed_from_rejected_as_its_faces_do() {
+        use crate::deliver::Ledger;
+        let mut ledger = Ledger {
+            lines: 10,
+            filtered: 1,
+            ..Ledger::default()
+        };
+        ledger.failed.insert(0..2);
+        ledger.rejected.insert(1..5);
+        let mut summary = Summary {
+            events_in: 11,
+            delivered: 11,
+            ..Summary::default()
+        };
+        summary.apply_ledger(&ledger);
+        assert_eq!(
+            (
+                summary.delivered,
+                summary.filtered,
+                summary.failed_events,
+                summary.rejected_events
+            ),
+            (5, 1, 2, 3)
+        );
+        assert_eq!(summary.failed_events, ledger.retryable_lines());
+        assert!(summary.has_failures());
+        assert!(
+            summary
+                .to_string()
+                .contains(" failed_events=2 rejected_events=3 "),
+            "{summary}"
+        );
     }
 }

@@ -1,15 +1,25 @@
 //! The delivery stage against the local vendor intake (tests/support/intake.rs), which checks each vendor's
 //! documented contract and injects faults: every destination gets every line in its own conventions, OTLP
 //! decoded with the real protobuf types; transient failures are retried, 413 splits, permanent refusals are
-//! not retried; a fault run of 100,000 lines loses nothing; the deadline bounds it all.
+//! not retried; a fault run of 100,000 lines loses nothing; the deadline bounds it all. The modules under
+//! deliver/ hold the cases where the answer itself could mislead: redirects, partial successes, a 413 for
+//! everything, `Retry-After` in both forms, and random mixes of them all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/intake.rs"]
 mod intake;
 
+// What the stage reports is only what happened: redirects, partial successes, 413 floors, Retry-After.
+#[path = "deliver/honest.rs"]
+mod honest;
+// The same, over random mixes of backend answers.
+#[path = "deliver/truth.rs"]
+mod truth;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use intake::{Answer, Intake, IntakeConfig, RandomFaults, Vendor};
@@ -46,13 +56,24 @@ fn setup(intake: &Intake, extra: &[(&str, &str)]) -> DeliverySetup {
 
 /// Runs `inputs` through one pipeline into the stage, as `tracehose process` does.
 async fn ship(setup: &DeliverySetup, inputs: Vec<Vec<u8>>, within: Duration) -> (Summary, Ledger) {
+    let (summary, ledger, _) = ship_noting(setup, inputs, within).await;
+    (summary, ledger)
+}
+
+/// [`ship`], with the distinct errors the stage reported.
+async fn ship_noting(
+    setup: &DeliverySetup,
+    inputs: Vec<Vec<u8>>,
+    within: Duration,
+) -> (Summary, Ledger, Vec<String>) {
     let deadline = Instant::now() + within;
+    let errors = Mutex::new(Vec::new());
     let (mut summary, ledger) = setup
         .destinations
         .deliver(
             &setup.client,
             deadline,
-            |_| {},
+            |error| errors.lock().unwrap().push(error),
             move |sink| {
                 let mut pipeline = Pipeline::new(Limits::default());
                 let mut summary = Summary::default();
@@ -65,7 +86,7 @@ async fn ship(setup: &DeliverySetup, inputs: Vec<Vec<u8>>, within: Duration) -> 
         .await
         .unwrap();
     summary.apply_ledger(&ledger);
-    (summary, ledger)
+    (summary, ledger, errors.into_inner().unwrap())
 }
 
 fn destination<'a>(ledger: &'a Ledger, name: &str) -> &'a tracehose_forwarder::deliver::DestinationLedger {
@@ -294,7 +315,7 @@ async fn permanent_refusals_are_not_retried_and_tell_the_source_not_to_retry() {
         "{ledger}"
     );
     assert_eq!(ledger.retryable_lines(), 0, "a retry cannot fix a 400");
-    assert_eq!(summary.failed_events, 2);
+    assert_eq!((summary.failed_events, summary.rejected_events), (0, 2));
     assert_eq!(summary.delivered, 0);
     intake.shutdown().await;
 }

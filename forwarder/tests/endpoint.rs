@@ -404,6 +404,25 @@ async fn a_failing_destination_gets_503_then_the_retry_delivers() {
     h.stop().await;
 }
 
+/// A destination that redirects used to have its target's 200 counted delivered, so Firehose was told 200
+/// and kept no backup. A redirect is never followed: Firehose hears 503, retries, then backs the batch up,
+/// and the host the redirect names hears nothing.
+#[tokio::test]
+async fn a_redirecting_destination_is_never_answered_200() {
+    let h = start(&[], ServeOptions::default()).await;
+    let elsewhere = Intake::start(IntakeConfig::new(DT_TOKEN, DD_KEY)).await;
+    let location = format!("{}{}", elsewhere.base_url(), Vendor::Dynatrace.path());
+    h.intake
+        .script(Vendor::Dynatrace, vec![Answer::redirect(302, location)]);
+    let (status, body) = h.post(Send::new("moved-1")).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_spec_body(&body, "moved-1", true);
+    assert!(h.intake.accepted_entries(Vendor::Dynatrace).is_empty());
+    assert!(elsewhere.requests().is_empty(), "{:?}", elsewhere.requests());
+    elsewhere.shutdown().await;
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn health_method_and_path() {
     let h = start(&[], ServeOptions::default()).await;

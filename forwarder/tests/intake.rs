@@ -432,3 +432,82 @@ async fn minimal_mode_counts_entries_and_keeps_no_requests() {
     assert!(intake.requests().is_empty());
     assert_eq!(intake.summary()["requests"]["datadog"]["403"], 1);
 }
+
+/// The answers that could mislead a client: a redirect with its Location, partial successes in each vendor's
+/// documented shape, `Retry-After` as an HTTP-date, and a hang, recorded as received but unacknowledged.
+#[tokio::test]
+async fn redirects_partial_successes_dates_and_hangs_are_played_as_documented() {
+    let intake = start().await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    intake.script(
+        Vendor::Datadog,
+        vec![
+            Answer::redirect(308, "http://elsewhere.example/api/v2/logs"),
+            Answer::status(503).retry_after_date(120),
+            Answer::partial(3),
+        ],
+    );
+    let entries = || json!([{"message": "m"}]).to_string();
+    let url = format!("{}/api/v2/logs", intake.base_url());
+    let send = |body: String| {
+        no_redirects
+            .post(&url)
+            .header(DD_AUTH.0, DD_AUTH.1)
+            .header(JSON.0, JSON.1)
+            .body(body)
+            .send()
+    };
+    let response = send(entries()).await.unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        "http://elsewhere.example/api/v2/logs"
+    );
+    let response = send(entries()).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let date = response.headers()["retry-after"].to_str().unwrap().to_owned();
+    let at = httpdate::parse_http_date(&date).unwrap();
+    assert!(
+        at > std::time::SystemTime::now() + Duration::from_secs(60),
+        "{date}"
+    );
+    // Datadog has no partial success: its normal answer.
+    assert_eq!(send(entries()).await.unwrap().status(), 202);
+    assert_eq!(intake.kept_entries(Vendor::Datadog).len(), 1);
+
+    // OTLP: 200 with partial_success, the refused count at most what the request held.
+    intake.script(Vendor::Otlp, vec![Answer::partial(5)]);
+    let proto = logs_request(vec![1; 16], vec![2; 8]).encode_to_vec();
+    let response = otlp(&intake, "/v1/logs", proto).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer = ExportLogsServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.partial_success.unwrap().rejected_log_records, 1);
+    assert!(intake.kept_entries(Vendor::Otlp).is_empty());
+
+    // Dynatrace: its documented 200, which says no count, so none of the request is kept.
+    intake.script(Vendor::Dynatrace, vec![Answer::partial(0), Answer::Hang]);
+    let records = || json!([{"content": "x", "timestamp": 1}, {"content": "y", "timestamp": 2}]).to_string();
+    let response = dynatrace(&intake, records()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(body["details"]["message"].is_string(), "{body}");
+    assert!(intake.kept_entries(Vendor::Dynatrace).is_empty());
+    assert_eq!(intake.accepted_entries(Vendor::Dynatrace).len(), 2);
+
+    let hung = dynatrace(&intake, records())
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(hung.is_timeout(), "{hung:?}");
+    let last = intake.requests().pop().unwrap();
+    assert_eq!(last.outcome, Outcome::Hung);
+    assert!(last.unacknowledged());
+    assert_eq!(intake.unacknowledged_entries(Vendor::Dynatrace).len(), 2);
+    let injected = intake.injected(Vendor::Dynatrace);
+    assert_eq!((injected.partial, injected.hangs), (1, 1));
+    intake.shutdown().await;
+}

@@ -57,6 +57,8 @@ pub struct Destinations {
     /// with the requests in flight, what bounds the stage's memory.
     pub batch_max_bytes: usize,
     pub retry: RetryPolicy,
+    /// How many times a batch refused with 413 may be halved (`TRACEHOSE_SPLIT_DEPTH`).
+    pub split_depth: u32,
 }
 
 impl Destinations {
@@ -89,6 +91,7 @@ impl Destinations {
                 initial_backoff: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(10),
             },
+            split_depth: number(&lookup, "TRACEHOSE_SPLIT_DEPTH", 4, 0..=16)? as u32,
         })
     }
 

@@ -110,7 +110,8 @@ impl Ledger {
         all.len()
     }
 
-    /// Lines that failed transiently somewhere and for good nowhere: what a retry of the source could fix.
+    /// Lines that failed transiently in some destination, whether refused for good by another or not: what a
+    /// retry of the source could still deliver somewhere.
     pub fn retryable_lines(&self) -> u64 {
         self.failed.len()
     }

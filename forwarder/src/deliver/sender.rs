@@ -1,8 +1,9 @@
 //! The sending side of the delivery stage: takes sealed batches off the channel and POSTs them with bounded
 //! concurrency per destination, through `export`'s retry (exponential backoff with jitter, `Retry-After`,
-//! within the caller's deadline). A batch refused with 413 is split in halves and each half sent again; a
-//! backend's partial success counts the lines it refused. Every line ends delivered, failed or rejected in
-//! the ledger.
+//! within the caller's deadline). A batch refused with 413 is split in halves and each half sent again, down
+//! to a floor (`split_depth` halvings), below which its lines are rejected; a backend's partial success counts
+//! the lines it refused; a redirect is never followed and its lines are failed. Every line ends delivered,
+//! failed or rejected in the ledger, and "delivered" only when the backend said so.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -33,6 +34,8 @@ pub struct SendOptions {
     pub retry: RetryPolicy,
     /// No request starts, and no retry waits, past this instant.
     pub deadline: Instant,
+    /// How many times a batch refused with 413 may be halved before its lines are rejected.
+    pub split_depth: u32,
 }
 
 /// What one batch's requests came to, for one destination.
@@ -213,9 +216,9 @@ async fn send_batch(
     };
     let encoder = &target.encoder;
     let line_of = |i: usize| sealed.lines.start + i as u64;
-    let whole: Range<usize> = 0..sealed.entries.len();
-    let mut pending = vec![whole];
-    while let Some(range) = pending.pop() {
+    // Pieces of the batch still to send, with the number of 413 halvings that made each.
+    let mut pending: Vec<(Range<usize>, u32)> = vec![(0..sealed.entries.len(), 0)];
+    while let Some((range, depth)) = pending.pop() {
         let lines = line_of(range.start)..line_of(range.end);
         let body = encoder.body(&sealed.entries, range.clone());
         let payload = match compress(body, target.destination.compression, encoder.content_type()) {
@@ -234,14 +237,11 @@ async fn send_batch(
             &options.retry,
         )
         .await;
-        let halves = || {
-            let mid = range.start + range.len() / 2;
-            [mid..range.end, range.start..mid]
-        };
+        let mid = range.start + range.len() / 2;
         match result {
             Ok(delivered) => {
                 outcome.requests += u64::from(delivered.attempts);
-                let refused = encoder.refused(delivered.status, &delivered.body, range.len());
+                let refused = encoder.refused(&delivered, range.len());
                 let refused_count = refused.count.min(range.len());
                 if let Some(message) = refused.message.filter(|_| refused_count > 0) {
                     outcome.errors.push(format!(
@@ -258,23 +258,45 @@ async fn send_batch(
                     outcome.retried += range.len() as u64;
                 }
             }
-            // Too large: split and try the halves, until a single entry is refused on its own.
-            Err(ExportError::Rejected { status: 413, .. }) | Err(ExportError::TooLarge { .. })
-                if range.len() > 1 =>
-            {
-                outcome.requests += 1;
-                pending.extend(halves());
-            }
-            Err(err @ (ExportError::Rejected { .. } | ExportError::TooLarge { .. })) => {
-                outcome.requests += 1;
-                outcome.errors.push(err.to_string());
-                outcome.rejected.insert(lines);
-            }
-            Err(err @ ExportError::Unavailable { attempts, .. }) => {
-                outcome.requests += u64::from(attempts);
-                outcome.retried += if attempts > 1 { range.len() as u64 } else { 0 };
-                outcome.errors.push(err.to_string());
-                outcome.failed.insert(lines);
+            Err(err) => {
+                let requests = err.requests();
+                outcome.requests += u64::from(requests);
+                // A request that failed ambiguously (a reset, a timeout) before this answer may have arrived.
+                if requests > 1 {
+                    outcome.retried += range.len() as u64;
+                }
+                match &err {
+                    // Over the destination's own limit: nothing was sent, so halving costs no request and
+                    // needs no floor (a single entry too large alone never reaches a batch).
+                    ExportError::TooLarge { .. } if range.len() > 1 => {
+                        pending.extend([(mid..range.end, depth), (range.start..mid, depth)]);
+                    }
+                    // Refused as too large: the halves may pass, down to the floor. An intake that refuses
+                    // everything so costs at most 2^(split_depth + 1) - 1 requests a batch, not one a line.
+                    ExportError::Rejected { status: 413, .. }
+                        if range.len() > 1 && depth < options.split_depth =>
+                    {
+                        pending.extend([(mid..range.end, depth + 1), (range.start..mid, depth + 1)]);
+                    }
+                    ExportError::Rejected { status: 413, .. } => {
+                        outcome.errors.push(format!(
+                            "{err}, after {depth} halving(s) of the batch (TRACEHOSE_SPLIT_DEPTH {}): its \
+                             lines are counted rejected",
+                            options.split_depth
+                        ));
+                        outcome.rejected.insert(lines);
+                    }
+                    ExportError::Rejected { .. } | ExportError::TooLarge { .. } => {
+                        outcome.errors.push(err.to_string());
+                        outcome.rejected.insert(lines);
+                    }
+                    // Worth a retry by the source: the backend was unavailable, or a redirect said the URL
+                    // needs fixing (the data is fine, and reached nothing).
+                    ExportError::Redirected { .. } | ExportError::Unavailable { .. } => {
+                        outcome.errors.push(err.to_string());
+                        outcome.failed.insert(lines);
+                    }
+                }
             }
         }
     }

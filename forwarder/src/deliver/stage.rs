@@ -45,6 +45,7 @@ impl Destinations {
             max_in_flight: self.max_in_flight,
             retry: self.retry,
             deadline,
+            split_depth: self.split_depth,
         };
         let sending = sender::run(rx, self.http.clone().into(), client.clone(), options, report);
         let (ledger, produced) = tokio::join!(sending, producer);

@@ -331,7 +331,8 @@ fn json_kind(value: &Value) -> &'static str {
 fn summary_json(s: &Summary) -> Value {
     json!({
         "events_in": s.events_in, "delivered": s.delivered, "control_messages": s.control_messages,
-        "failed_events": s.failed_events, "invalid_events": s.invalid_events,
+        "failed_events": s.failed_events, "rejected_events": s.rejected_events,
+        "invalid_events": s.invalid_events,
         "failed_records": s.failed_records, "truncated": s.truncated, "own_trace": s.own_trace,
         "joined": s.joined(), "no_trace": s.no_trace,
     })

@@ -328,6 +328,7 @@ pub(crate) fn add_summary(total: &mut Summary, s: &Summary) {
     total.filtered += s.filtered;
     total.control_messages += s.control_messages;
     total.failed_events += s.failed_events;
+    total.rejected_events += s.rejected_events;
     total.invalid_events += s.invalid_events;
     total.failed_records += s.failed_records;
     total.truncated += s.truncated;

@@ -27,6 +27,7 @@ pub fn assert_every_event_counted(summary: &Summary, context: &str) {
             + summary.filtered
             + summary.control_messages
             + summary.failed_events
+            + summary.rejected_events
             + summary.invalid_events,
         "{context}: every event ends in exactly one outcome: {summary}"
     );

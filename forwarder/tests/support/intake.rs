@@ -1,7 +1,8 @@
 //! A local stand-in for the vendor log intakes (Dynatrace Log Ingest v2 and its OTLP endpoint, any OTLP/HTTP
 //! backend, Datadog logs v2), all on one port, for tests and shell suites that cannot reach the hosted
 //! services. Every request is checked against the vendor's documented contract (shared/FORMATS.md section 7)
-//! and recorded; faults (statuses, `Retry-After`, delays, resets) can be scripted or drawn at random.
+//! and recorded; faults (statuses, `Retry-After` in either form, redirects, partial successes, delays, hangs,
+//! resets) can be scripted or drawn at random.
 //!
 //! ```ignore
 //! let intake = Intake::start(IntakeConfig::new("dt-token", "dd-key")).await;
@@ -27,6 +28,8 @@ mod contract;
 mod faults;
 #[path = "intake/otlp_json.rs"]
 mod otlp_json;
+#[path = "intake/reply.rs"]
+mod reply;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,13 +39,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use prost::Message;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -81,6 +82,14 @@ impl Vendor {
             Vendor::DynatraceOtlp => "/api/v2/otlp/v1/logs",
             Vendor::Otlp => "/v1/logs",
             Vendor::Datadog => "/api/v2/logs",
+        }
+    }
+
+    /// The status of a partial success: Dynatrace's log ingest answers 200 instead of its usual 204.
+    fn partial_success(self) -> u16 {
+        match self {
+            Vendor::Dynatrace => 200,
+            other => other.success(),
         }
     }
 
@@ -142,6 +151,8 @@ pub enum Outcome {
     Answered(u16),
     /// Connection closed after the body was read, no answer sent.
     Reset,
+    /// No answer ever sent: the client gave up waiting.
+    Hung,
 }
 
 /// One request as received. Not kept in minimal mode.
@@ -159,6 +170,8 @@ pub struct Recorded {
     pub decoded_bytes: usize,
     /// Entries or log records in the body.
     pub count: usize,
+    /// Of those, how many a partial-success answer said were refused (the last ones of the request).
+    pub refused: usize,
     /// JSON vendors: the entries as sent; OTLP: flat objects from `otlp_entries`.
     pub entries: Vec<Value>,
     pub otlp: Option<ExportLogsServiceRequest>,
@@ -172,9 +185,18 @@ impl Recorded {
         matches!(self.outcome, Outcome::Answered(code) if (200..300).contains(&code))
     }
 
-    /// A valid request that was reset: the vendor might or might not have kept it.
+    /// A valid request that was reset or left unanswered: the vendor might or might not have kept it.
     pub fn unacknowledged(&self) -> bool {
-        self.outcome == Outcome::Reset && self.violations.is_empty()
+        matches!(self.outcome, Outcome::Reset | Outcome::Hung) && self.violations.is_empty()
+    }
+
+    /// The entries the vendor kept: those of a successful request, less the ones its answer refused.
+    pub fn kept(&self) -> &[Value] {
+        if !self.success() {
+            return &[];
+        }
+        let kept = self.count.saturating_sub(self.refused).min(self.entries.len());
+        &self.entries[..kept]
     }
 }
 
@@ -247,9 +269,19 @@ impl Intake {
         records
     }
 
-    /// Entries of the vendor's requests answered with success, in order of arrival.
+    /// Entries of the vendor's requests answered with success, in order of arrival, including those a
+    /// partial success refused.
     pub fn accepted_entries(&self, vendor: Vendor) -> Vec<Value> {
         self.entries_where(vendor, Recorded::success)
+    }
+
+    /// Entries the vendor kept: those of successful requests less those their partial successes refused.
+    pub fn kept_entries(&self, vendor: Vendor) -> Vec<Value> {
+        let records = self.requests().into_iter();
+        records
+            .filter(|r| r.vendor == Some(vendor))
+            .flat_map(|r| r.kept().to_vec())
+            .collect()
     }
 
     /// Entries of valid requests that were reset after the body was read: delivered or not, nobody knows.
@@ -266,7 +298,7 @@ impl Intake {
             .collect()
     }
 
-    /// Entries accepted so far; also counted in minimal mode.
+    /// Entries kept so far (partial successes' refusals excepted); also counted in minimal mode.
     pub fn accepted_count(&self, vendor: Vendor) -> u64 {
         self.shared.state().accepted.get(&vendor).copied().unwrap_or(0)
     }
@@ -331,7 +363,8 @@ impl Intake {
                 let i = &plan.injected;
                 (
                     vendor.name(),
-                    json!({"statuses": statuses, "resets": i.resets, "delayed": i.delayed}),
+                    json!({"statuses": statuses, "resets": i.resets, "delayed": i.delayed,
+                           "partial": i.partial, "hangs": i.hangs}),
                 )
             })
             .collect();
@@ -423,14 +456,18 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
     violations.extend(checked.problems.iter().map(|p| p.message.clone()));
 
     // Recorded before answering, so a client that has its answer always finds the request recorded.
-    let (injected, outcome) = {
+    let (injected, outcome, refused) = {
         let mut state = shared.state();
         // A body that never fully arrived cannot be answered in any other way than the failure itself.
         let injected = (vendor.filter(|_| read_failure.is_none()))
             .and_then(|v| state.plans.entry(v).or_default().next(checked.decoded_bytes));
         let outcome = match (&injected, read_failure, vendor) {
             (Some(Answer::Reset), _, _) => Outcome::Reset,
-            (Some(Answer::Status { code, .. }), _, _) => Outcome::Answered(*code),
+            (Some(Answer::Hang), _, _) => Outcome::Hung,
+            (Some(Answer::Status { code, .. } | Answer::Redirect { code, .. }), _, _) => {
+                Outcome::Answered(*code)
+            }
+            (Some(Answer::Partial { .. }), _, Some(vendor)) => Outcome::Answered(vendor.partial_success()),
             (_, Some(status), _) => Outcome::Answered(status),
             (_, None, None) => Outcome::Answered(404),
             (_, None, Some(vendor)) => {
@@ -441,6 +478,15 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
         let answer = match outcome {
             Outcome::Answered(code) => code.to_string(),
             Outcome::Reset => "reset".into(),
+            Outcome::Hung => "hung".into(),
+        };
+        let refused = match (&injected, vendor) {
+            (Some(Answer::Partial { refused }), Some(Vendor::Otlp | Vendor::DynatraceOtlp)) => {
+                (*refused).min(checked.count)
+            }
+            // Dynatrace's documented partial success does not say how many: none of the request counts.
+            (Some(Answer::Partial { .. }), Some(Vendor::Dynatrace)) => checked.count,
+            _ => 0,
         };
         *state.answered.entry((label, answer)).or_default() += 1;
         let record = Recorded {
@@ -452,6 +498,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             wire_bytes: wire.len(),
             decoded_bytes: checked.decoded_bytes,
             count: checked.count,
+            refused,
             entries: checked.entries,
             otlp: checked.otlp,
             violations: violations.clone(),
@@ -459,25 +506,33 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             outcome,
         };
         if let (Some(vendor), true) = (vendor, record.success()) {
-            *state.accepted.entry(vendor).or_default() += record.count as u64;
+            *state.accepted.entry(vendor).or_default() += (record.count - record.refused) as u64;
         }
         if !config.minimal {
             state.records.push(record);
         }
-        (injected, outcome)
+        (injected, outcome, refused)
     };
 
     if let Some(wait) = injected.as_ref().and_then(Answer::wait) {
         tokio::time::sleep(wait).await;
     }
-    let Outcome::Answered(code) = outcome else {
-        return Err(std::io::Error::other("injected reset"));
+    let code = match outcome {
+        Outcome::Answered(code) => code,
+        Outcome::Reset => return Err(std::io::Error::other("injected reset")),
+        // Longer than any client here waits; the connection ends with the client, or with the intake.
+        Outcome::Hung => {
+            tokio::time::sleep(reply::HANG).await;
+            return Err(std::io::Error::other("injected hang"));
+        }
     };
-    let retry_after = match injected {
-        Some(Answer::Status { retry_after, .. }) => retry_after,
-        _ => None,
-    };
-    Ok(reply(vendor, code, &violations, retry_after))
+    Ok(reply::reply(
+        vendor,
+        code,
+        &violations,
+        injected.as_ref(),
+        refused,
+    ))
 }
 
 /// The whole body within the configured cap and deadline, or the status and violation to answer with.
@@ -519,34 +574,4 @@ fn headers(map: &hyper::HeaderMap) -> BTreeMap<String, String> {
             .or_insert_with(|| value.into_owned());
     }
     out
-}
-
-fn reply(vendor: Option<Vendor>, code: u16, violations: &[String], retry_after: Option<u64>) -> Reply {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let otlp = matches!(vendor, Some(Vendor::Otlp | Vendor::DynatraceOtlp));
-    let (content_type, body) = if status == StatusCode::NO_CONTENT {
-        (None, Bytes::new())
-    } else if otlp && status.is_success() {
-        let body = ExportLogsServiceResponse::default().encode_to_vec();
-        (Some("application/x-protobuf"), Bytes::from(body))
-    } else if status.is_success() {
-        (Some("application/json"), Bytes::from_static(b"{}"))
-    } else {
-        let message = violations.join("; ");
-        let body = json!({"error": {"code": code, "message": message}}).to_string();
-        (Some("application/json"), Bytes::from(body))
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
 }

@@ -3,7 +3,7 @@
 //! the current platform and Logs Classic.
 
 use super::json::{push_str, push_str_within, push_value, Members};
-use super::{positive, Encoded, Encoder, PerSource, RequestLimits, SettingsError};
+use super::{positive, Encoded, Encoder, PerSource, Refused, RequestLimits, SettingsError};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -195,6 +195,10 @@ impl Encoder for DynatraceEncoder {
             max_body_bytes: self.limits.max_request_bytes,
             max_entries: self.limits.max_records,
         }
+    }
+
+    fn refused(&self, answer: &tracehose_export::Delivered, entries: usize) -> Refused {
+        super::answer::dynatrace(answer, entries)
     }
 
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {

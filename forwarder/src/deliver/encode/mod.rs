@@ -5,6 +5,7 @@
 //! the destination's per-entry limits, and joins a run of entries into a request body. Keeping entries apart
 //! until a request is built is what lets a batch refused with 413 be split in halves and sent again.
 
+mod answer;
 pub mod datadog;
 pub mod dynatrace;
 mod json;
@@ -220,9 +221,9 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
         json::json_array(entries, range)
     }
 
-    /// What a successful answer (`status`, the start of its `body`) says was refused of the `entries` sent.
-    /// Backends without partial success refuse nothing.
-    fn refused(&self, _status: u16, _body: &[u8], _entries: usize) -> Refused {
+    /// What a successful answer says was refused of the `entries` sent (a partial success), never more than
+    /// `entries`. Backends without partial success (Datadog answers 202 or fails) refuse nothing.
+    fn refused(&self, _answer: &tracehose_export::Delivered, _entries: usize) -> Refused {
         Refused::default()
     }
 }

@@ -15,7 +15,9 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::{non_empty, Encoded, Encoder, Entries, PerSource, RequestLimits, SettingsError, TRUNCATED};
+use super::{
+    non_empty, Encoded, Encoder, Entries, PerSource, Refused, RequestLimits, SettingsError, TRUNCATED,
+};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -281,6 +283,10 @@ impl Encoder for OtlpEncoder {
 
     fn limits(&self) -> RequestLimits {
         self.limits
+    }
+
+    fn refused(&self, answer: &tracehose_export::Delivered, entries: usize) -> Refused {
+        super::answer::otlp_logs(answer, entries)
     }
 
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {

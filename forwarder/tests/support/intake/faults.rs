@@ -4,18 +4,40 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+/// The `Retry-After` an injected status carries, in either form RFC 9110 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// `Retry-After: <seconds>`.
+    Seconds(u64),
+    /// `Retry-After: <HTTP-date>`, this many seconds after the moment of answering (to the second, as the
+    /// format allows).
+    DateIn(u64),
+}
+
 /// How the intake answers one request instead of (or on top of) its normal behaviour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// The vendor's normal behaviour (contract checks, then its success or refusal), after `delay`.
     Pass { delay: Option<Duration> },
-    /// This status regardless of the request, after `delay`, with `Retry-After: <seconds>` when given.
+    /// This status regardless of the request, after `delay`, with `Retry-After` when given.
     /// The body is still read and checked, so contract violations are recorded either way.
     Status {
         code: u16,
-        retry_after: Option<u64>,
+        retry_after: Option<RetryAfter>,
         delay: Option<Duration>,
     },
+    /// A redirect (`code` in 3xx) to `location`, as a proxy, a load balancer or a moved intake answers.
+    Redirect { code: u16, location: String },
+    /// The vendor's partial success: OTLP answers 200 with `partial_success.rejected_log_records` = `refused`
+    /// (at most the records the request held) and keeps the others; Dynatrace answers its documented 200,
+    /// which does not say how many it refused, so the intake keeps none of that request. Datadog has no
+    /// partial success: its normal answer. Which records an OTLP backend refused is not said either; the
+    /// intake keeps the first ones, so that what it kept is what a client counting the last ones refused
+    /// counts delivered.
+    Partial { refused: usize },
+    /// Read the body, then never answer: the connection stays open until the client gives up. Recorded as
+    /// received but not acknowledged, like a reset.
+    Hang,
     /// Close the connection after reading the whole body, without an answer: the client cannot know
     /// whether the data counts, so the request is recorded as received but not acknowledged.
     Reset,
@@ -34,19 +56,39 @@ impl Answer {
         }
     }
 
-    /// Adds `Retry-After: <seconds>`; no effect on `Pass` or `Reset`.
-    pub fn retry_after(mut self, seconds: u64) -> Self {
+    pub fn redirect(code: u16, location: impl Into<String>) -> Self {
+        Answer::Redirect {
+            code,
+            location: location.into(),
+        }
+    }
+
+    pub fn partial(refused: usize) -> Self {
+        Answer::Partial { refused }
+    }
+
+    /// Adds `Retry-After: <seconds>`; only on `Status`.
+    pub fn retry_after(self, seconds: u64) -> Self {
+        self.with_retry_after(RetryAfter::Seconds(seconds))
+    }
+
+    /// Adds `Retry-After: <HTTP-date>` that many seconds ahead; only on `Status`.
+    pub fn retry_after_date(self, seconds: u64) -> Self {
+        self.with_retry_after(RetryAfter::DateIn(seconds))
+    }
+
+    fn with_retry_after(mut self, value: RetryAfter) -> Self {
         if let Answer::Status { retry_after, .. } = &mut self {
-            *retry_after = Some(seconds);
+            *retry_after = Some(value);
         }
         self
     }
 
-    /// Waits this long before answering; no effect on `Reset`.
+    /// Waits this long before answering; only on `Pass` and `Status`.
     pub fn delay(mut self, wait: Duration) -> Self {
         match &mut self {
             Answer::Pass { delay } | Answer::Status { delay, .. } => *delay = Some(wait),
-            Answer::Reset => {}
+            Answer::Redirect { .. } | Answer::Partial { .. } | Answer::Hang | Answer::Reset => {}
         }
         self
     }
@@ -54,7 +96,7 @@ impl Answer {
     pub(crate) fn wait(&self) -> Option<Duration> {
         match self {
             Answer::Pass { delay } | Answer::Status { delay, .. } => *delay,
-            Answer::Reset => None,
+            Answer::Redirect { .. } | Answer::Partial { .. } | Answer::Hang | Answer::Reset => None,
         }
     }
 }
@@ -93,12 +135,17 @@ pub struct Injected {
     pub resets: u64,
     /// Answers delayed on purpose (whatever the status).
     pub delayed: u64,
+    /// Partial successes answered.
+    pub partial: u64,
+    /// Requests left without an answer until the client gave up.
+    pub hangs: u64,
 }
 
 impl Injected {
-    /// Requests that the client saw fail because of an injection (delays alone do not count).
+    /// Requests that the client saw fail because of an injection (delays and partial successes do not
+    /// count).
     pub fn failures(&self) -> u64 {
-        self.statuses.values().sum::<u64>() + self.resets
+        self.statuses.values().sum::<u64>() + self.resets + self.hangs
     }
 
     pub(crate) fn count(&mut self, answer: &Answer) {
@@ -106,7 +153,11 @@ impl Injected {
             self.delayed += 1;
         }
         match answer {
-            Answer::Status { code, .. } => *self.statuses.entry(*code).or_default() += 1,
+            Answer::Status { code, .. } | Answer::Redirect { code, .. } => {
+                *self.statuses.entry(*code).or_default() += 1
+            }
+            Answer::Partial { .. } => self.partial += 1,
+            Answer::Hang => self.hangs += 1,
             Answer::Reset => self.resets += 1,
             Answer::Pass { .. } => {}
         }
