@@ -18,6 +18,7 @@ use crate::outbox::Outbox;
 use crate::spans::FunctionInfo;
 use crate::state::{print_markers, Shared, State};
 use crate::{listener, receiver, secrets, server};
+use tracehose_export::Signal;
 
 /// Lambda gives all external extensions 2,000 ms at shutdown; stop this much before the deadline.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(100);
@@ -147,8 +148,8 @@ pub async fn run(client: reqwest::Client, config: Config, started: Instant) -> R
     let exporter = Arc::new(Exporter::new(
         client,
         shared.clone(),
-        Outbox::new(config.traces.clone(), config.buffer_bytes),
-        Outbox::new(config.logs.clone(), config.buffer_bytes),
+        Outbox::new(config.traces.clone(), config.buffer_bytes, Signal::Traces),
+        Outbox::new(config.logs.clone(), config.buffer_bytes, Signal::Logs),
     ));
     let mut policy = FlushPolicy::new(config.flush_strategy, config.flush_interval);
     let mut background: Option<JoinHandle<()>> = None;
