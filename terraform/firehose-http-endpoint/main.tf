@@ -10,8 +10,8 @@ locals {
   delivery_log_stream = "DestinationDelivery"
 
   # A Lambda function URL takes at most 6 MB per request and answers a larger one 413, which Firehose
-  # never backs up (FORMATS.md section 5). The buffering size counts data before base64 and the JSON
-  # around it: 3 MiB keeps every request under 6 MB, so the module never buffers more for a function URL.
+  # never backs up. The buffering size counts data before base64 and the JSON around it: 3 MiB keeps
+  # every request under 6 MB, so the module never buffers more for a function URL.
   function_url_endpoint = can(regex("^https://[^/]+\\.lambda-url\\.[a-z0-9-]+\\.on\\.aws(/|$)", var.endpoint_url))
   buffering_size        = local.function_url_endpoint ? min(var.buffering_size, 3) : var.buffering_size
   backup_log_stream     = "BackupDelivery"
