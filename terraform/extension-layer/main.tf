@@ -1,3 +1,12 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  # Known at plan time (see outputs.tf); the version number, and so layer_version_arn, only after apply.
+  layer_arn = "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:layer:${module.names.layer_name}"
+}
+
 module "names" {
   source = "../internal/naming"
   name   = var.name

@@ -15,6 +15,11 @@ locals {
   function_url_endpoint = can(regex("^https://[^/]+\\.lambda-url\\.[a-z0-9-]+\\.on\\.aws(/|$)", var.endpoint_url))
   buffering_size        = local.function_url_endpoint ? min(var.buffering_size, 3) : var.buffering_size
   backup_log_stream     = "BackupDelivery"
+
+  # Built from partition, region, account and name, so they are known at plan time (see outputs.tf).
+  delivery_stream_arn = "arn:${local.partition}:firehose:${local.region}:${local.account_id}:deliverystream/${module.names.delivery_stream_name}"
+  role_arn            = "arn:${local.partition}:iam::${local.account_id}:role/${module.names.firehose_role_name}"
+  backup_bucket_arn   = "arn:${local.partition}:s3:::${module.names.backup_bucket_name}"
 }
 
 module "names" {
@@ -29,7 +34,7 @@ module "iam" {
   partition                   = local.partition
   region                      = local.region
   account_id                  = local.account_id
-  backup_bucket_arn           = aws_s3_bucket.backup.arn
+  backup_bucket_arn           = local.backup_bucket_arn
   backup_kms_key_arn          = var.kms_key_arn
   error_log_group_name        = module.names.firehose_log_group_name
   access_key_secret_arn       = var.access_key_secret_arn

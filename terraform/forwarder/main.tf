@@ -8,11 +8,17 @@ locals {
   region    = data.aws_region.current.name
   partition = data.aws_partition.current.partition
 
-  # Known before the function exists, so its own environment can name it without a cycle.
-  function_arn = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${module.names.function_name}"
+  # ARNs built from partition, region, account and name are known at plan time, before the resources exist:
+  # the function's own environment can name it without a cycle, and callers can feed the outputs to
+  # count/for_each (log-subscriptions decides by the destination ARN whether it needs a role). The outputs that
+  # carry them depend on the resources, so whatever uses them still waits for the resources to exist.
+  function_arn           = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${module.names.function_name}"
+  role_arn               = "arn:${local.partition}:iam::${local.account_id}:role/${module.names.function_role_name}"
+  failure_queue_arn      = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${module.names.failure_queue_name}"
+  new_log_group_rule_arn = "arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${module.names.new_log_group_rule_name}"
 
   create_failure_queue    = var.failure_destination_arn == null
-  failure_destination_arn = local.create_failure_queue ? aws_sqs_queue.failures[0].arn : var.failure_destination_arn
+  failure_destination_arn = local.create_failure_queue ? local.failure_queue_arn : var.failure_destination_arn
 
   auto_subscribe            = length(var.subscribe_prefixes) > 0
   subscribe_destination_arn = coalesce(var.subscribe_destination_arn, local.function_arn)
@@ -130,6 +136,9 @@ resource "aws_lambda_function_event_invoke_config" "this" {
       destination = local.failure_destination_arn
     }
   }
+
+  # The destination is named by its plan-time ARN: the queue must exist before Lambda checks it.
+  depends_on = [aws_sqs_queue.failures]
 }
 
 resource "aws_lambda_permission" "cloudwatch_logs" {

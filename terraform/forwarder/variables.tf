@@ -129,7 +129,7 @@ variable "secret_kms_key_arns" {
 }
 
 variable "failure_destination_arn" {
-  description = "SQS queue or SNS topic that receives direct-subscription events the forwarder failed on after Lambda's retries; null creates an encrypted SQS queue for them."
+  description = "SQS queue or SNS topic that receives direct-subscription events the forwarder failed on after Lambda's retries; null creates an encrypted SQS queue for them. Whether it is null decides what is created, so it must be known at plan time: for a queue or topic created in the same apply, build the ARN from its name rather than reading its arn attribute."
   type        = string
   default     = null
 

@@ -7,8 +7,12 @@ locals {
   region     = data.aws_region.current.name
   partition  = data.aws_partition.current.partition
 
-  # A Lambda destination's default log group is the forwarder's own: subscribing it would loop.
+  # The destination's kind decides whether a role is created (count) and which function's log group is left
+  # out (for_each): both need destination_arn known at plan time, as the forwarder and firehose-http-endpoint
+  # modules' outputs are. A Lambda destination's default log group is the forwarder's own: subscribing it would
+  # loop.
   destination_parts = split(":", var.destination_arn)
+  role_arn          = "arn:${local.partition}:iam::${local.account_id}:role/${module.names.subscription_role_name}"
   destination_own_group = (
     local.destination_parts[2] == "lambda" ? ["/aws/lambda/${local.destination_parts[6]}"] : []
   )

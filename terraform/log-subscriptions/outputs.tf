@@ -9,8 +9,9 @@ output "excluded_log_group_names" {
 }
 
 output "role_arn" {
-  description = "Role CloudWatch Logs assumes to write to the Firehose destination (null for a Lambda destination); give it to `tracehose subscribe --role-arn` and the forwarder's subscribe_role_arn."
-  value       = length(aws_iam_role.logs) > 0 ? aws_iam_role.logs[0].arn : null
+  description = "Role CloudWatch Logs assumes to write to the Firehose destination (null for a Lambda destination); give it to `tracehose subscribe --role-arn` and the forwarder's subscribe_role_arn. Known at plan time."
+  value       = length(aws_iam_role.logs) > 0 ? local.role_arn : null
+  depends_on  = [aws_iam_role_policy.logs]
 }
 
 output "filter_name" {

@@ -10,7 +10,7 @@ variable "name" {
 }
 
 variable "destination_arn" {
-  description = "The forwarder function ARN (direct subscription; its module must keep allow_cloudwatch_logs on) or a Firehose delivery stream ARN (a role for CloudWatch Logs is created)."
+  description = "The forwarder function ARN (direct subscription; its module must keep allow_cloudwatch_logs on) or a Firehose delivery stream ARN (a role for CloudWatch Logs is created). It must be known at plan time, because it decides what is created: the forwarder module's function_arn and the firehose-http-endpoint module's delivery_stream_arn are; for a resource of your own, build the ARN from its name rather than reading its arn attribute."
   type        = string
 
   validation {

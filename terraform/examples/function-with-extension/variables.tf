@@ -17,20 +17,21 @@ variable "forwarder_package_path" {
 }
 
 variable "function_package_path" {
-  description = "Zip of the function to instrument (for instance the sample function in samples/function)."
+  description = "Zip of the function to instrument; by default the sample function of samples/function, as its build command in this example's README writes it."
   type        = string
+  default     = "../../../target/sample-function/lambda/bootstrap/bootstrap.zip"
 }
 
 variable "function_runtime" {
-  description = "Runtime of that function."
+  description = "Runtime of that function (the sample is a Rust `bootstrap` executable)."
   type        = string
-  default     = "python3.12"
+  default     = "provided.al2023"
 }
 
 variable "function_handler" {
   description = "Handler of that function."
   type        = string
-  default     = "app.handler"
+  default     = "bootstrap"
 }
 
 variable "otlp_endpoint" {
