@@ -2,11 +2,16 @@
 # Builds the deployable packages with cargo-lambda (PyPI `cargo-lambda`, installed into the repository's .venv/
 # from tests/requirements.txt when it is not on PATH):
 #
-#   target/package/tracehose-forwarder-<arch>.zip        the forwarder, `bootstrap` at the root (provided.al2023)
+#   target/package/tracehose-forwarder-<arch>.zip        the forwarder, `bootstrap` at the root
 #   target/package/tracehose-extension-layer-<arch>.zip  the extension, `extensions/tracehose-extension` (a layer)
 #
-# for x86_64, and for arm64 when the aarch64-unknown-linux-gnu Rust target is installed or can be. Prints each
-# zip's size and exits 1 when one exceeds its budget: 5 MB for the forwarder, 2 MB for the extension layer.
+# for x86_64, and for arm64 when the aarch64-unknown-linux-gnu Rust target is installed or can be. Each package
+# is linked (zig, through cargo-lambda) against the glibc of the oldest runtime it is for: the forwarder's
+# `runtime` in terraform/forwarder, every runtime the layer's `compatible_runtimes` lists in
+# terraform/extension-layer. Then scripts/check_loadable.py proves with objdump (binutils) that each of those
+# runtimes can load what was zipped: glibc symbol versions, libraries, machine, interpreter. Prints each zip's
+# size. Exits 1 when a runtime could not load a package (naming the runtime and the symbol) or when a zip
+# exceeds its budget: 5 MB for the forwarder, 2 MB for the extension layer.
 #
 # Usage: scripts/package.sh [--arch x86_64|arm64|all] [--out DIR]   (default: all, target/package)
 set -euo pipefail
@@ -27,6 +32,20 @@ case "$arch_wanted" in
   x86_64 | arm64 | all) ;;
   *) echo "package: --arch must be x86_64, arm64 or all, not $arch_wanted" >&2; exit 2 ;;
 esac
+
+# Checked first: finding out after a ten-minute build that the packages cannot be checked helps no one.
+if ! command -v objdump >/dev/null 2>&1; then
+  echo "package: objdump not found; it checks which glibc each package needs. Install binutils" \
+    "(Debian/Ubuntu: apt-get install binutils)" >&2
+  exit 1
+fi
+checker() { python3 "$root/scripts/check_loadable.py" "$@"; }
+runtimes=$(checker runtimes forwarder)
+mapfile -t forwarder_runtimes <<<"$runtimes"
+runtimes=$(checker runtimes layer)
+mapfile -t layer_runtimes <<<"$runtimes"
+forwarder_glibc=$(checker glibc "${forwarder_runtimes[@]}")
+layer_glibc=$(checker glibc "${layer_runtimes[@]}")
 
 if ! command -v cargo-lambda >/dev/null 2>&1; then
   source tests/lib/python.sh
@@ -73,6 +92,7 @@ report() { # zip budget
 }
 
 built=()
+checks=() # "arch zip runtime..."
 for arch in x86_64 arm64; do
   [ "$arch_wanted" = all ] || [ "$arch_wanted" = "$arch" ] || continue
   if ! have_target "$arch"; then
@@ -80,20 +100,23 @@ for arch in x86_64 arm64; do
     if [ "$arch_wanted" = "$arch" ]; then exit 1; fi
     continue
   fi
-  flag=$([ "$arch" = arm64 ] && echo --arm64 || echo --x86-64)
+  # A glibc version after the triple makes zig link against that glibc's symbol versions (cargo-zigbuild).
+  triple=$(rust_target "$arch")
 
-  echo "package: forwarder for $arch"
-  cargo lambda build --profile lambda --locked "$flag" --output-format zip --lambda-dir "$lambda_dir/$arch" \
-    -p tracehose-forwarder --bin tracehose
+  echo "package: forwarder for $arch (${forwarder_runtimes[*]}), linked against glibc $forwarder_glibc"
+  cargo lambda build --profile lambda --locked --target "$triple.$forwarder_glibc" --output-format zip \
+    --lambda-dir "$lambda_dir/$arch" -p tracehose-forwarder --bin tracehose
   cp "$lambda_dir/$arch/tracehose/bootstrap.zip" "$out/tracehose-forwarder-$arch.zip"
   built+=("$out/tracehose-forwarder-$arch.zip:$forwarder_budget")
+  checks+=("$arch $out/tracehose-forwarder-$arch.zip ${forwarder_runtimes[*]}")
 
   if $has_extension; then
-    echo "package: extension layer for $arch"
-    cargo lambda build --release --locked "$flag" --extension --output-format zip \
+    echo "package: extension layer for $arch (${layer_runtimes[*]}), linked against glibc $layer_glibc"
+    cargo lambda build --release --locked --target "$triple.$layer_glibc" --extension --output-format zip \
       --lambda-dir "$lambda_dir/$arch" -p tracehose-extension --bin tracehose-extension
     cp "$lambda_dir/$arch/extensions/tracehose-extension.zip" "$out/tracehose-extension-layer-$arch.zip"
     built+=("$out/tracehose-extension-layer-$arch.zip:$layer_budget")
+    checks+=("$arch $out/tracehose-extension-layer-$arch.zip ${layer_runtimes[*]}")
   else
     echo "package: no tracehose-extension package in the workspace, no layer built"
   fi
@@ -103,8 +126,19 @@ if [ ${#built[@]} -eq 0 ]; then
   echo "package: nothing was built" >&2
   exit 1
 fi
+
+echo
+unloadable=0
+for entry in "${checks[@]}"; do
+  read -r -a words <<<"$entry"
+  checker check --arch "${words[0]}" "${words[@]:1}" || unloadable=1
+done
+if [ "$unloadable" -ne 0 ]; then
+  echo "package: a runtime listed for a package could not load it (FAIL above)" >&2
+fi
+
 echo
 for entry in "${built[@]}"; do
   report "${entry%:*}" "${entry##*:}"
 done
-exit "$over_budget"
+[ "$unloadable" -eq 0 ] && [ "$over_budget" -eq 0 ]

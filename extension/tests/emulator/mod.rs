@@ -249,6 +249,15 @@ pub struct Options {
 
 impl Sandbox {
     pub async fn start(backend: Backend, options: Options) -> Self {
+        Self::start_binary(BINARY, backend, options).await
+    }
+
+    /// `start` with another build of the extension (`benches/builds.rs` compares two).
+    pub async fn start_binary(
+        binary: impl AsRef<std::ffi::OsStr>,
+        backend: Backend,
+        options: Options,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let api = Arc::new(Api {
             events: tokio::sync::Mutex::new(Some(rx)),
@@ -257,7 +266,7 @@ impl Sandbox {
         });
         let handler_api = api.clone();
         let addr = serve(move |req| handle_api(handler_api.clone(), req)).await;
-        let mut command = Command::new(BINARY);
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
