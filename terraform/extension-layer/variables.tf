@@ -31,7 +31,7 @@ variable "architectures" {
 }
 
 variable "compatible_runtimes" {
-  description = "Runtimes the layer is listed for. The extension is a static executable, so every runtime on Amazon Linux 2 or 2023 can use it."
+  description = "Runtimes the layer is listed for. scripts/package.sh links the extension against the oldest glibc among the defaults (2.26, Amazon Linux 2) and checks that each default can load it; a runtime you add is not checked."
   type        = list(string)
   default     = ["provided.al2023", "provided.al2", "python3.13", "python3.12", "nodejs22.x", "nodejs20.x", "java21", "java17", "dotnet8", "ruby3.3"]
 
