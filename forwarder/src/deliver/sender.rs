@@ -98,13 +98,20 @@ pub(super) async fn run(
     tally.finish(sink_report.unwrap_or_default())
 }
 
+/// Distinct errors reported in one run. A backend whose messages differ from request to request (a partial
+/// success naming its records, a request id in every 5xx page) must not grow memory or stderr with the number
+/// of batches: past this many, errors are only counted.
+const MAX_DISTINCT_ERRORS: usize = 32;
+
 /// The ledger as batches end, so that memory does not grow with the number of batches of a long run; each
-/// distinct error is reported once, when first seen.
+/// distinct error is reported once, when first seen, up to [`MAX_DISTINCT_ERRORS`].
 struct Tally<R: Fn(String)> {
     ledger: Ledger,
     /// The lines of each batch still in flight: if its task dies, they are failed, not forgotten.
     pending: HashMap<tokio::task::Id, (usize, Range<u64>)>,
     seen_errors: BTreeSet<String>,
+    /// Errors not reported because [`MAX_DISTINCT_ERRORS`] were already.
+    unreported_errors: u64,
     report: R,
 }
 
@@ -124,14 +131,20 @@ impl<R: Fn(String)> Tally<R> {
             ledger,
             pending: HashMap::new(),
             seen_errors: BTreeSet::new(),
+            unreported_errors: 0,
             report,
         }
     }
 
     fn error(&mut self, error: String) {
-        if !self.seen_errors.contains(&error) {
+        if self.seen_errors.contains(&error) {
+            return;
+        }
+        if self.seen_errors.len() < MAX_DISTINCT_ERRORS {
             (self.report)(error.clone());
             self.seen_errors.insert(error);
+        } else {
+            self.unreported_errors += 1;
         }
     }
 
@@ -198,6 +211,12 @@ impl<R: Fn(String)> Tally<R> {
         }
         for error in errors {
             self.error(error);
+        }
+        if self.unreported_errors > 0 {
+            (self.report)(format!(
+                "{} more delivery errors not shown (the first {MAX_DISTINCT_ERRORS} distinct ones are)",
+                self.unreported_errors
+            ));
         }
         self.ledger
     }
@@ -301,4 +320,31 @@ async fn send_batch(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[test]
+    fn distinct_errors_are_reported_up_to_a_bound_and_the_rest_counted() {
+        let reported = RefCell::new(Vec::new());
+        let mut tally = Tally::new(&[], |e| reported.borrow_mut().push(e));
+        for round in 0..3 {
+            for i in 0..100 {
+                tally.error(format!("otlp: partial success for request {i}"));
+            }
+            assert_eq!(reported.borrow().len(), MAX_DISTINCT_ERRORS, "round {round}");
+        }
+        assert_eq!(tally.seen_errors.len(), MAX_DISTINCT_ERRORS);
+        tally.finish(SinkReport::default());
+        let reported = reported.into_inner();
+        assert_eq!(reported.len(), MAX_DISTINCT_ERRORS + 1);
+        assert_eq!(
+            reported.last().map(String::as_str),
+            Some("204 more delivery errors not shown (the first 32 distinct ones are)")
+        );
+    }
 }
