@@ -9,7 +9,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::deliver::{DeliveryError, Destinations, Ledger};
-use crate::input::{split_input, InputError, Unit};
+use crate::input::{split_input, Clock, InputError, Unit};
 use crate::limits::Limits;
 use crate::output::Sink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
@@ -100,8 +100,8 @@ fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-/// One input's bytes through the pipeline. Decoding problems are reported and counted; a sink error is
-/// returned, since no later record could be written either.
+/// One input's bytes through the pipeline, its records sharing one decompression budget. Decoding problems
+/// are reported and counted; a sink error is returned, since no later record could be written either.
 pub fn process_bytes<S: Sink>(
     bytes: &[u8],
     name: &str,
@@ -111,6 +111,7 @@ pub fn process_bytes<S: Sink>(
     report: &mut dyn FnMut(String),
 ) -> Result<(), S::Error> {
     let limits = *pipeline.limits();
+    pipeline.begin_input(Clock::default());
     let mut sink_error = None;
     split_input(bytes, &limits, |item| {
         if sink_error.is_none() {

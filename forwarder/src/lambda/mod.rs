@@ -28,6 +28,7 @@ use self::route::Routed;
 use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Settings};
 use crate::endpoint::{function_url, AccessKeys, Endpoint, EndpointConfig, EndpointError, Reply};
+use crate::input::Clock;
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
 use crate::process::print_summary;
@@ -145,7 +146,8 @@ impl Handler {
             .delivery
             .destinations
             .deliver(&self.delivery.client, deadline, report, move |sink| {
-                let routed = route::route(&mut pipeline, &for_pipeline, mode, sink);
+                let clock = Clock::new(Some(deadline));
+                let routed = route::route(&mut pipeline, &for_pipeline, mode, clock, sink);
                 (pipeline, routed)
             })
             .await?;

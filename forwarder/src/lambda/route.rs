@@ -3,7 +3,7 @@
 //! turns the result and the delivery ledger into the response.
 
 use crate::deliver::{DeliveryError, DeliverySink};
-use crate::input::{Input, InputError, Shape, Unit, UnitData};
+use crate::input::{Clock, Input, InputError, Shape, Unit, UnitData};
 use crate::pipeline::{Pipeline, UnitOutcome};
 use crate::process::process_item;
 use crate::summary::Summary;
@@ -42,8 +42,16 @@ pub enum Routed {
     Unrecognised,
 }
 
-pub fn route(pipeline: &mut Pipeline, raw: &str, mode: FirehoseMode, sink: &mut DeliverySink) -> Routed {
+/// The event is one input: its records share one decompression budget and stop at `clock`'s deadline.
+pub fn route(
+    pipeline: &mut Pipeline,
+    raw: &str,
+    mode: FirehoseMode,
+    clock: Clock,
+    sink: &mut DeliverySink,
+) -> Routed {
     let limits = *pipeline.limits();
+    pipeline.begin_input(clock);
     let mut input = Input::open(raw.as_bytes(), &limits);
     let inflate_error = input.error.take();
     let mut items = Vec::new();
