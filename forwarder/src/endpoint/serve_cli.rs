@@ -26,7 +26,9 @@ pub struct ServeArgs {
     /// Requests read or delivered at once; one more is answered 503, which Firehose retries.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_concurrent_requests: u16,
-    /// Open connections at most; more wait in the listen backlog.
+    /// Open connections at most. A new one takes the slot of the connection idle the longest (idle
+    /// sockets keep nobody out); it waits in the listen backlog only while every connection has a request
+    /// in progress.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
     /// Seconds a client has to send a request's headers (and to keep an idle connection open).
@@ -35,8 +37,8 @@ pub struct ServeArgs {
     /// Seconds a client has to send a whole body.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout: u64,
-    /// Seconds requests in flight get to finish after SIGTERM; what is left is dropped unanswered, so that
-    /// Firehose retries it.
+    /// Seconds requests in flight get to finish after SIGTERM; what is left is stopped and dropped
+    /// unanswered, so that Firehose retries it.
     #[arg(long, value_name = "SECONDS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout: u64,
 }
