@@ -82,6 +82,11 @@ impl Pipeline {
         &self.budget
     }
 
+    /// For the input's own inflation (a gzip file or event), which draws on the same budget.
+    pub fn budget_mut(&mut self) -> &mut Budget {
+        &mut self.budget
+    }
+
     /// The region of log groups whose payloads do not say it: inside Lambda, the function's own region,
     /// since subscriptions never cross regions.
     pub fn with_default_region(mut self, region: Option<String>) -> Self {

@@ -496,6 +496,13 @@ fn the_records_of_one_input_share_its_decompression_budget() {
         "{errors:#?}"
     );
 
+    // The same event gzipped whole: its own inflation draws on the same total.
+    let mut summary = Summary::default();
+    let whole = gzip(input.as_bytes());
+    process_bytes(&whole, "in", &mut pipeline, &mut sink, &mut summary, &mut |_| {}).unwrap();
+    assert_eq!((summary.delivered, summary.failed_records), (1, 50));
+    assert_eq!(pipeline.budget().inflated(), (4 << 20) + 1);
+
     // The next input starts with a budget of its own.
     let mut summary = Summary::default();
     let one = json!({"awslogs": {"data": gz_payload(vec![event(1, "next")])}}).to_string();

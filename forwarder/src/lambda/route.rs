@@ -52,7 +52,7 @@ pub fn route(
 ) -> Routed {
     let limits = *pipeline.limits();
     pipeline.begin_input(clock);
-    let mut input = Input::open(raw.as_bytes(), &limits);
+    let mut input = Input::open_within(raw.as_bytes(), &limits, pipeline.budget_mut());
     let inflate_error = input.error.take();
     let mut items = Vec::new();
     input.units(|item| items.push(item));
