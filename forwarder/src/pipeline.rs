@@ -423,8 +423,112 @@ pub fn is_lambda_stream(log_group: &str, log_stream: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
+    use crate::input::UnitData;
+    use crate::output::ndjson::NdjsonSink;
+
+    fn payload(events: usize) -> SubscriptionPayload<'static> {
+        SubscriptionPayload {
+            message_type: Cow::Borrowed("DATA_MESSAGE"),
+            log_group: Cow::Borrowed("g"),
+            log_stream: Cow::Borrowed("s"),
+            log_events: (0..events)
+                .map(|i| LogEvent {
+                    timestamp: i as i64,
+                    message: Cow::Owned(format!("line {i}")),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn unit(events: usize) -> Unit<'static> {
+        Unit {
+            location: "records[0]".into(),
+            shape: Shape::SubscriptionPayload,
+            record_id: None,
+            data: UnitData::Decoded(payload(events)),
+            firehose_arn: None,
+            region: None,
+            arrival_ms: None,
+        }
+    }
+
+    /// Raises the stop flag as the first record is written: the clock stops inside the first window.
+    struct StopsOnFirstWrite<'a> {
+        inner: NdjsonSink<Vec<u8>>,
+        stopping: &'a AtomicBool,
+    }
+
+    impl Sink for StopsOnFirstWrite<'_> {
+        type Error = <NdjsonSink<Vec<u8>> as Sink>::Error;
+
+        fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error> {
+            self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write(record)
+        }
+
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_clock_that_stops_within_a_window_leaves_the_later_windows_counted_as_failed() {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let clock = Clock::new(None).with_cancel(Arc::clone(&stopping));
+        let mut budget = Budget::new(usize::MAX, clock);
+        let mut pipeline = Pipeline::new(Limits::default());
+        let mut sink = StopsOnFirstWrite {
+            inner: NdjsonSink::new(Vec::new()),
+            stopping: &stopping,
+        };
+        let mut summary = Summary::default();
+        let mut reports = Vec::new();
+        let events = 2 * CORRELATION_WINDOW + 5;
+        let work = UnitWork::decode(unit(events), Arc::default(), &Limits::default(), &mut budget);
+        let outcome = work.run(&mut pipeline, &mut sink, &mut summary, &mut |r| reports.push(r));
+        assert_eq!(outcome.unwrap(), UnitOutcome::Incomplete);
+        // The window in progress is finished; the two after it are not started.
+        let left = (events - CORRELATION_WINDOW) as u64;
+        assert_eq!(summary.delivered, CORRELATION_WINDOW as u64);
+        assert_eq!((summary.events_in, summary.failed_events), (events as u64, left));
+        assert_eq!(
+            reports,
+            [format!(
+                "records[0]: {left} log events not processed: the process is stopping"
+            )]
+        );
+    }
+
+    #[test]
+    fn once_an_input_stops_its_later_units_are_refused_counted_and_reported_once() {
+        let mut pipeline = Pipeline::new(Limits::default());
+        let stopping = Arc::new(AtomicBool::new(true));
+        pipeline.begin_input(Clock::new(None).with_cancel(stopping));
+        let mut sink = NdjsonSink::new(Vec::new());
+        let mut summary = Summary::default();
+        let mut reports = Vec::new();
+        for _ in 0..3 {
+            let outcome = pipeline.process_unit(unit(2), &mut sink, &mut summary, &mut |r| reports.push(r));
+            assert_eq!(outcome.unwrap(), UnitOutcome::Incomplete);
+        }
+        assert_eq!((summary.failed_records, summary.delivered), (3, 0));
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].starts_with("records[0]: not read: the process is stopping"),
+            "{reports:?}"
+        );
+        // A new input starts afresh.
+        pipeline.begin_input(Clock::default());
+        let outcome = pipeline.process_unit(unit(2), &mut sink, &mut summary, &mut |r| reports.push(r));
+        assert_eq!(outcome.unwrap(), UnitOutcome::Complete);
+        assert_eq!(summary.delivered, 2);
+    }
 
     #[test]
     fn oversize_messages_are_cut_with_a_marker_on_a_char_boundary() {
