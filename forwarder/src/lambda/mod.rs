@@ -44,6 +44,8 @@ pub enum HandlerError {
     Undelivered { failed: u64 },
     #[error("delivery stopped: {0}")]
     Delivery(#[from] crate::deliver::DeliveryError),
+    #[error("the event was not read to its end: {0}; returning an error so that Lambda retries it")]
+    Late(crate::input::Stop),
     #[error("the delivery stage failed: {0}")]
     Stage(#[from] io::Error),
     #[error("invalid CreateLogGroup event: {0}")]
@@ -60,6 +62,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(err: HandlerError) -> Self {
         let error_type = match &err {
             HandlerError::Undelivered { .. } => "tracehose.Undelivered",
+            HandlerError::Late(_) => "tracehose.Deadline",
             HandlerError::Delivery(_) | HandlerError::Stage(_) => "tracehose.Delivery",
             HandlerError::Event(_) => "tracehose.InvalidEvent",
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
@@ -162,11 +165,18 @@ impl Handler {
                 let response = firehose::answer_forwarded(&records, &ledger);
                 Ok(serde_json::to_value(response).unwrap_or(Value::Null))
             }
-            Routed::Shipped { mut summary, stopped } => {
+            Routed::Shipped {
+                mut summary,
+                stopped,
+                late,
+            } => {
                 summary.apply_ledger(&ledger);
                 report_summary(&summary);
                 if let Some(err) = stopped {
                     return Err(HandlerError::Delivery(err));
+                }
+                if let Some(stop) = late {
+                    return Err(HandlerError::Late(stop));
                 }
                 // Only lines that failed for a reason that may pass are worth a retry of the whole batch.
                 if ledger.retryable_lines() > 0 {

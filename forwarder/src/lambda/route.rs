@@ -3,7 +3,7 @@
 //! turns the result and the delivery ledger into the response.
 
 use crate::deliver::{DeliveryError, DeliverySink};
-use crate::input::{Clock, Input, InputError, Shape, Unit, UnitData};
+use crate::input::{Clock, Input, InputError, Shape, Stop, Unit, UnitData};
 use crate::pipeline::{Pipeline, UnitOutcome};
 use crate::process::process_item;
 use crate::summary::Summary;
@@ -37,6 +37,8 @@ pub enum Routed {
     Shipped {
         summary: Summary,
         stopped: Option<DeliveryError>,
+        /// The deadline passed before the whole event was read: a retry may read it.
+        late: Option<Stop>,
     },
     /// Nothing here is a log input: maybe an EventBridge event for the async side.
     Unrecognised,
@@ -80,12 +82,19 @@ pub fn route(
             return Routed::Shipped {
                 summary,
                 stopped: Some(err),
+                late: None,
             };
         }
     }
+    // A spent budget is for good (counted, reported); a deadline is not.
+    let late = pipeline
+        .budget()
+        .stopped()
+        .filter(|stop| !matches!(stop, Stop::Spent { .. }));
     Routed::Shipped {
         summary,
         stopped: None,
+        late,
     }
 }
 
