@@ -8,6 +8,9 @@ use thiserror::Error;
 pub struct Limits {
     /// Largest output of any one decompression (a record, an object, a request body): the gzip-bomb cap.
     pub max_decompressed_bytes: usize,
+    /// Largest output of all decompressions of one input together (a request, an event, a file, an object):
+    /// bounds the time a small input of many bombs can cost, as the cap above bounds memory.
+    pub max_decompressed_total_bytes: usize,
     /// Largest input file or request body read before decompression.
     pub max_input_bytes: usize,
     /// Longest log message forwarded; a longer one is cut, marked and counted. CloudWatch's own maximum
@@ -28,11 +31,16 @@ const DEFAULT_MAX_DECOMPRESSED: usize = 64 << 20;
 const PEAK_PER_DECOMPRESSED_BYTE: usize = 3;
 const FIXED_PEAK_BYTES: usize = 48 << 20;
 const MIN_MAX_DECOMPRESSED: usize = 4 << 20;
+/// The default total for one input, in decompression caps: a full Firehose request (64 MiB of records)
+/// whose records inflate 16x on average still fits, and at the inflation speed measured for the README
+/// (about 0.6 GB/s on one core) the default 1 GiB costs under 2 s of CPU.
+const DEFAULT_TOTAL_IN_CAPS: usize = 16;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED,
+            max_decompressed_total_bytes: DEFAULT_MAX_DECOMPRESSED * DEFAULT_TOTAL_IN_CAPS,
             max_input_bytes: 256 << 20,
             max_message_bytes: 1 << 20,
             max_tracked_invocations: 20_000,
@@ -90,6 +98,14 @@ impl Limits {
                 *field = parse_positive(variable, &value)?;
             }
         }
+        // The total follows the cap (and so the function's memory) unless it is set itself.
+        const TOTAL: &str = "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES";
+        limits.max_decompressed_total_bytes = match lookup(TOTAL) {
+            Some(value) => parse_positive(TOTAL, &value)?,
+            None => limits
+                .max_decompressed_bytes
+                .saturating_mul(DEFAULT_TOTAL_IN_CAPS),
+        };
         Ok(limits)
     }
 }
@@ -157,5 +173,22 @@ mod tests {
             _ => None,
         });
         assert_eq!(explicit.unwrap().max_decompressed_bytes, 1000);
+    }
+
+    #[test]
+    fn the_total_per_input_follows_the_cap_unless_set() {
+        let at = |pairs: &'static [(&'static str, &'static str)]| {
+            Limits::from_lookup(|n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()))
+        };
+        assert_eq!(at(&[]).unwrap().max_decompressed_total_bytes, 1 << 30);
+        let small = at(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]).unwrap();
+        assert_eq!(
+            small.max_decompressed_total_bytes,
+            16 * small.max_decompressed_bytes
+        );
+        let set = at(&[("TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES", "5000")]).unwrap();
+        assert_eq!(set.max_decompressed_total_bytes, 5000);
+        let err = at(&[("TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES", "0")]).unwrap_err();
+        assert_eq!(err.variable, "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES");
     }
 }

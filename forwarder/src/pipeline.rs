@@ -1,13 +1,19 @@
 //! The pipeline: decode -> parse -> correlate -> write, for one unit of input at a time, counting every
 //! outcome. The same pipeline serves the CLI, the Lambda handler and the HTTP endpoint; it holds the
 //! correlation state, so keeping one pipeline alive keeps joins working across deliveries.
-
-use std::sync::Arc;
+//!
+//! Each input (a request, an event, a file) draws on one [`Budget`]: its decompressions together are
+//! capped, and its deadline is checked between records, between payloads and between correlation windows,
+//! so an input that is too costly or too late stops within a bounded amount of further work, its remaining
+//! records refused and counted.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::correlate::{Correlator, Line};
-use crate::input::{for_each_payload, InputError, LogEvent, SubscriptionPayload, Unit};
+use crate::input::{
+    decode_unit, Budget, Clock, Decoded, InputError, LogEvent, Shape, Stop, SubscriptionPayload, Unit,
+};
 use crate::limits::Limits;
 use crate::output::Sink;
 use crate::parse::{parse_line, ParsedLine};
@@ -46,6 +52,11 @@ pub struct Pipeline {
     limits: Limits,
     correlator: Correlator,
     default_region: Option<Arc<str>>,
+    /// The current input's budget ([`begin_input`](Self::begin_input)); until one begins, each
+    /// decompression is capped on its own and nothing else is.
+    budget: Budget,
+    /// Units refused since the current input stopped: only the first is reported line by line.
+    refused: u64,
 }
 
 impl Pipeline {
@@ -54,7 +65,26 @@ impl Pipeline {
             correlator: Correlator::new(&limits),
             limits,
             default_region: None,
+            budget: Budget::default(),
+            refused: 0,
         }
+    }
+
+    /// Starts a new input: its units share one decompression budget
+    /// (`TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES`) and stop at `clock`'s deadline.
+    pub fn begin_input(&mut self, clock: Clock) {
+        self.budget = Budget::for_input(&self.limits, clock);
+        self.refused = 0;
+    }
+
+    /// The current input's budget: what it inflated, and why it stopped, if it did.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// For the input's own inflation (a gzip file or event), which draws on the same budget.
+    pub fn budget_mut(&mut self) -> &mut Budget {
+        &mut self.budget
     }
 
     /// The region of log groups whose payloads do not say it: inside Lambda, the function's own region,
@@ -82,7 +112,9 @@ impl Pipeline {
     }
 
     /// [`process_unit`](Self::process_unit), with common attributes that came beside the unit rather
-    /// than in it (the Firehose HTTP endpoint's `X-Amz-Firehose-Common-Attributes` header).
+    /// than in it (the Firehose HTTP endpoint's `X-Amz-Firehose-Common-Attributes` header). Once the input
+    /// has stopped (its budget spent, its deadline passed), each further unit is refused unread and counted
+    /// as a failed record; only the first is reported.
     pub fn process_unit_with<S: Sink>(
         &mut self,
         unit: Unit<'_>,
@@ -91,46 +123,20 @@ impl Pipeline {
         summary: &mut Summary,
         report: &mut dyn FnMut(String),
     ) -> Result<UnitOutcome, S::Error> {
-        let Unit {
-            location,
-            shape,
-            data,
-            firehose_arn,
-            region,
-            arrival_ms,
-            ..
-        } = unit;
-        let context = UnitContext {
-            firehose_arn,
-            region,
-            common_attributes,
-        };
-        let mut outcome = UnitOutcome::Complete;
-        let mut sink_error = None;
-        let limits = self.limits;
-        for_each_payload(data, shape, &location, arrival_ms, &limits, |payload| {
-            let payload = match payload {
-                Ok(payload) => payload,
-                Err(err) => {
-                    count_input_error(&err, summary);
-                    report(err.to_string());
-                    outcome = UnitOutcome::Incomplete;
-                    return;
-                }
-            };
-            if sink_error.is_some() {
-                // Never attempted once the destination failed: these fail with it.
-                summary.events_in += payload.event_count();
-                summary.failed_events += payload.event_count();
-                return;
+        if let Err(stop) = self.budget.check() {
+            summary.failed_records += 1;
+            self.refused += 1;
+            if self.refused == 1 {
+                report(format!(
+                    "{}: not read: {stop}; the input's later records are refused the same way, each counted \
+                     as a failed record but not reported",
+                    unit.location
+                ));
             }
-            if let Some(bad) = payload.describe_bad_events() {
-                report(format!("{location}: {bad}"));
-                outcome = UnitOutcome::Incomplete;
-            }
-            sink_error = self.process_payload(payload, &context, sink, summary).err();
-        });
-        sink_error.map_or(Ok(outcome), Err)
+            return Ok(UnitOutcome::Incomplete);
+        }
+        let work = UnitWork::decode(unit, common_attributes, &self.limits, &mut self.budget);
+        work.run(&mut *self, sink, summary, report)
     }
 
     pub fn process_payload<S: Sink>(
@@ -140,11 +146,26 @@ impl Pipeline {
         sink: &mut S,
         summary: &mut Summary,
     ) -> Result<(), S::Error> {
+        self.process_payload_until(payload, context, &Clock::default(), sink, summary)
+            .map(|_| ())
+    }
+
+    /// [`process_payload`](Self::process_payload), checking `clock` between correlation windows: the
+    /// events of windows not started when it stops count as failed (a retry may deliver them), and the
+    /// reason is returned.
+    fn process_payload_until<S: Sink>(
+        &mut self,
+        payload: SubscriptionPayload<'_>,
+        context: &UnitContext,
+        clock: &Clock,
+        sink: &mut S,
+        summary: &mut Summary,
+    ) -> Result<Option<(Stop, u64)>, S::Error> {
         summary.events_in += payload.event_count();
         summary.invalid_events += payload.bad_events.len() as u64;
         if payload.is_control_message() {
             summary.control_messages += payload.log_events.len() as u64;
-            return Ok(());
+            return Ok(None);
         }
         let lambda_stream = is_lambda_stream(&payload.log_group, &payload.log_stream);
         let source = Arc::new(Source {
@@ -165,9 +186,15 @@ impl Pipeline {
         let mut remaining = payload.log_events.len() as u64;
         let mut events = payload.log_events.into_iter();
         loop {
+            if remaining > 0 {
+                if let Err(stop) = clock.check() {
+                    summary.failed_events += remaining;
+                    return Ok(Some((stop, remaining)));
+                }
+            }
             let window: Vec<LogEvent<'_>> = events.by_ref().take(CORRELATION_WINDOW).collect();
             if window.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
             // Parsing sees at most the part of a message that is forwarded, so an oversize line costs no
             // more than a line at the limit.
@@ -214,6 +241,129 @@ impl Pipeline {
                 summary.count_join(join);
             }
         }
+    }
+}
+
+/// Access to a pipeline for one payload at a time: a pipeline owned outright, or one that concurrent
+/// requests share behind a mutex, held only while a payload's lines are correlated and written.
+pub trait Hold {
+    fn hold<R>(&mut self, f: impl FnOnce(&mut Pipeline) -> R) -> R;
+}
+
+impl Hold for &mut Pipeline {
+    fn hold<R>(&mut self, f: impl FnOnce(&mut Pipeline) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Hold for &Mutex<Pipeline> {
+    fn hold<R>(&mut self, f: impl FnOnce(&mut Pipeline) -> R) -> R {
+        // A panic while it was held leaves correlation state that is at worst incomplete.
+        f(&mut self.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// One unit, decoded (base64, every gzip level, within the input's budget) without the pipeline, then run
+/// through it payload by payload: the costly, stateless half never holds a shared pipeline.
+#[derive(Debug)]
+pub struct UnitWork<'a> {
+    location: String,
+    shape: Shape,
+    arrival_ms: Option<i64>,
+    context: UnitContext,
+    decoded: Decoded<'a>,
+    clock: Clock,
+}
+
+impl<'a> UnitWork<'a> {
+    pub fn decode(
+        unit: Unit<'a>,
+        common_attributes: Arc<[(String, String)]>,
+        limits: &Limits,
+        budget: &mut Budget,
+    ) -> Self {
+        let Unit {
+            location,
+            shape,
+            data,
+            firehose_arn,
+            region,
+            arrival_ms,
+            ..
+        } = unit;
+        let decoded = decode_unit(data, &location, limits, budget);
+        Self {
+            location,
+            shape,
+            arrival_ms,
+            context: UnitContext {
+                firehose_arn,
+                region,
+                common_attributes,
+            },
+            decoded,
+            clock: budget.clock().clone(),
+        }
+    }
+
+    /// Parses the unit's payloads and writes their records through `pipeline`. What cannot be read is
+    /// reported through `report` and counted, and the rest of the unit goes on; a destination failure is
+    /// returned, with every event not written counted as failed. Past the clock's deadline the payloads
+    /// left are not processed: their events count as failed.
+    pub fn run<S: Sink>(
+        self,
+        mut pipeline: impl Hold,
+        sink: &mut S,
+        summary: &mut Summary,
+        report: &mut dyn FnMut(String),
+    ) -> Result<UnitOutcome, S::Error> {
+        let UnitWork {
+            location,
+            shape,
+            arrival_ms,
+            context,
+            decoded,
+            clock,
+        } = self;
+        let mut outcome = UnitOutcome::Complete;
+        let mut sink_error = None;
+        let mut cut = None;
+        decoded.for_each_payload(shape, &location, arrival_ms, |payload| {
+            let payload = match payload {
+                Ok(payload) => payload,
+                Err(err) => {
+                    count_input_error(&err, summary);
+                    report(err.to_string());
+                    outcome = UnitOutcome::Incomplete;
+                    return;
+                }
+            };
+            if sink_error.is_some() || cut.is_some() {
+                // Never attempted once the destination failed or the clock stopped: these fail with it.
+                summary.events_in += payload.event_count();
+                summary.failed_events += payload.event_count();
+                if let Some((_, events)) = &mut cut {
+                    *events += payload.event_count();
+                }
+                return;
+            }
+            if let Some(bad) = payload.describe_bad_events() {
+                report(format!("{location}: {bad}"));
+                outcome = UnitOutcome::Incomplete;
+            }
+            match pipeline.hold(|p| p.process_payload_until(payload, &context, &clock, sink, summary)) {
+                Ok(None) => {}
+                Ok(Some(stopped)) => {
+                    outcome = UnitOutcome::Incomplete;
+                    cut = Some(stopped);
+                }
+                Err(err) => sink_error = Some(err),
+            }
+        });
+        if let Some((stop, events)) = cut {
+            report(format!("{location}: {events} log events not processed: {stop}"));
+        }
+        sink_error.map_or(Ok(outcome), Err)
     }
 }
 
@@ -273,8 +423,112 @@ pub fn is_lambda_stream(log_group: &str, log_stream: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
     use super::*;
+    use crate::input::UnitData;
+    use crate::output::ndjson::NdjsonSink;
+
+    fn payload(events: usize) -> SubscriptionPayload<'static> {
+        SubscriptionPayload {
+            message_type: Cow::Borrowed("DATA_MESSAGE"),
+            log_group: Cow::Borrowed("g"),
+            log_stream: Cow::Borrowed("s"),
+            log_events: (0..events)
+                .map(|i| LogEvent {
+                    timestamp: i as i64,
+                    message: Cow::Owned(format!("line {i}")),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn unit(events: usize) -> Unit<'static> {
+        Unit {
+            location: "records[0]".into(),
+            shape: Shape::SubscriptionPayload,
+            record_id: None,
+            data: UnitData::Decoded(payload(events)),
+            firehose_arn: None,
+            region: None,
+            arrival_ms: None,
+        }
+    }
+
+    /// Raises the stop flag as the first record is written: the clock stops inside the first window.
+    struct StopsOnFirstWrite<'a> {
+        inner: NdjsonSink<Vec<u8>>,
+        stopping: &'a AtomicBool,
+    }
+
+    impl Sink for StopsOnFirstWrite<'_> {
+        type Error = <NdjsonSink<Vec<u8>> as Sink>::Error;
+
+        fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error> {
+            self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.inner.write(record)
+        }
+
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            self.inner.flush()
+        }
+    }
+
+    #[test]
+    fn a_clock_that_stops_within_a_window_leaves_the_later_windows_counted_as_failed() {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let clock = Clock::new(None).with_cancel(Arc::clone(&stopping));
+        let mut budget = Budget::new(usize::MAX, clock);
+        let mut pipeline = Pipeline::new(Limits::default());
+        let mut sink = StopsOnFirstWrite {
+            inner: NdjsonSink::new(Vec::new()),
+            stopping: &stopping,
+        };
+        let mut summary = Summary::default();
+        let mut reports = Vec::new();
+        let events = 2 * CORRELATION_WINDOW + 5;
+        let work = UnitWork::decode(unit(events), Arc::default(), &Limits::default(), &mut budget);
+        let outcome = work.run(&mut pipeline, &mut sink, &mut summary, &mut |r| reports.push(r));
+        assert_eq!(outcome.unwrap(), UnitOutcome::Incomplete);
+        // The window in progress is finished; the two after it are not started.
+        let left = (events - CORRELATION_WINDOW) as u64;
+        assert_eq!(summary.delivered, CORRELATION_WINDOW as u64);
+        assert_eq!((summary.events_in, summary.failed_events), (events as u64, left));
+        assert_eq!(
+            reports,
+            [format!(
+                "records[0]: {left} log events not processed: the process is stopping"
+            )]
+        );
+    }
+
+    #[test]
+    fn once_an_input_stops_its_later_units_are_refused_counted_and_reported_once() {
+        let mut pipeline = Pipeline::new(Limits::default());
+        let stopping = Arc::new(AtomicBool::new(true));
+        pipeline.begin_input(Clock::new(None).with_cancel(stopping));
+        let mut sink = NdjsonSink::new(Vec::new());
+        let mut summary = Summary::default();
+        let mut reports = Vec::new();
+        for _ in 0..3 {
+            let outcome = pipeline.process_unit(unit(2), &mut sink, &mut summary, &mut |r| reports.push(r));
+            assert_eq!(outcome.unwrap(), UnitOutcome::Incomplete);
+        }
+        assert_eq!((summary.failed_records, summary.delivered), (3, 0));
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].starts_with("records[0]: not read: the process is stopping"),
+            "{reports:?}"
+        );
+        // A new input starts afresh.
+        pipeline.begin_input(Clock::default());
+        let outcome = pipeline.process_unit(unit(2), &mut sink, &mut summary, &mut |r| reports.push(r));
+        assert_eq!(outcome.unwrap(), UnitOutcome::Complete);
+        assert_eq!(summary.delivered, 2);
+    }
 
     #[test]
     fn oversize_messages_are_cut_with_a_marker_on_a_char_boundary() {

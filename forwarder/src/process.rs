@@ -9,7 +9,7 @@ use std::time::Instant;
 use thiserror::Error;
 
 use crate::deliver::{DeliveryError, Destinations, Ledger};
-use crate::input::{split_input, InputError, Unit};
+use crate::input::{Clock, Input, InputError, Unit};
 use crate::limits::Limits;
 use crate::output::Sink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
@@ -100,8 +100,8 @@ fn read_input(path: &Path, limit: usize) -> Result<Vec<u8>, ReadError> {
     }
 }
 
-/// One input's bytes through the pipeline. Decoding problems are reported and counted; a sink error is
-/// returned, since no later record could be written either.
+/// One input's bytes through the pipeline, its records sharing one decompression budget. Decoding problems
+/// are reported and counted; a sink error is returned, since no later record could be written either.
 pub fn process_bytes<S: Sink>(
     bytes: &[u8],
     name: &str,
@@ -111,16 +111,24 @@ pub fn process_bytes<S: Sink>(
     report: &mut dyn FnMut(String),
 ) -> Result<(), S::Error> {
     let limits = *pipeline.limits();
+    pipeline.begin_input(Clock::default());
+    let mut input = Input::open_within(bytes, &limits, pipeline.budget_mut());
+    // Reported after the units that did come out, as `split_input` does.
+    let inflate_error = input.error.take();
     let mut sink_error = None;
-    split_input(bytes, &limits, |item| {
+    let mut each = |item| {
         if sink_error.is_none() {
             sink_error = process_item(item, name, pipeline, sink, summary, report).err();
         }
-    });
+    };
+    input.units(&mut each);
+    if let Some(err) = inflate_error {
+        each(Err(err));
+    }
     sink_error.map_or(Ok(()), Err)
 }
 
-/// One item of [`split_input`] through the pipeline: a unit is processed, a detection error reported and
+/// One item of an input's units through the pipeline: a unit is processed, a detection error reported and
 /// counted. Only a sink error is returned.
 pub fn process_item<S: Sink>(
     item: Result<Unit<'_>, InputError>,

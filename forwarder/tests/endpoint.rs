@@ -1,160 +1,21 @@
 //! `tracehose serve` over real HTTP, with requests built to the Firehose HTTP endpoint spec (FORMATS.md
 //! section 5) and the local vendor intake (tests/support/intake.rs) as the destinations: gzip and plain,
 //! keys, common attributes, size and format errors, de-duplication of retries, a destination that fails
-//! then recovers, and graceful shutdown with requests in flight.
+//! then recovers, and graceful shutdown with requests in flight. What a hostile caller can cost is in
+//! tests/endpoint_hostile.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/endpoint.rs"]
+mod harness;
 #[path = "support/intake.rs"]
 mod intake;
 
-use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use flate2::write::GzEncoder;
-use intake::{Answer, Intake, IntakeConfig, Vendor};
+use harness::*;
+use intake::Answer;
 use serde_json::Value;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tracehose_forwarder::deliver::{DeliverySetup, Settings};
-use tracehose_forwarder::endpoint::serve::{self, ServeOptions};
-use tracehose_forwarder::endpoint::{AccessKeys, Endpoint, EndpointConfig};
-use tracehose_forwarder::limits::Limits;
-
-const DT_TOKEN: &str = "dt0c01.test-token";
-const DD_KEY: &str = "dd-test-key";
-const KEY: &str = "firehose-access-key-1";
-const ARN: &str = "arn:aws:firehose:eu-west-1:123456789012:deliverystream/logs";
-/// Lines in samples/events/firehose-http-json-format.json, all correlated but the init line.
-const SAMPLE_LINES: usize = 7;
-
-struct Harness {
-    intake: Intake,
-    addr: SocketAddr,
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(extra: &[(&str, &str)], options: ServeOptions) -> Harness {
-    let intake = Intake::start(IntakeConfig::new(DT_TOKEN, DD_KEY)).await;
-    let base = intake.base_url();
-    let mut vars = vec![
-        ("DT_CONNECTION_BASE_URL".to_owned(), base.clone()),
-        ("DT_LOG_COLLECTION_AUTH_TOKEN".to_owned(), DT_TOKEN.to_owned()),
-        ("DD_API_KEY".to_owned(), DD_KEY.to_owned()),
-        (
-            "DD_LOGS_CONFIG_LOGS_DD_URL".to_owned(),
-            format!("{base}/api/v2/logs"),
-        ),
-        ("TRACEHOSE_STDOUT".to_owned(), "false".to_owned()),
-        ("TRACEHOSE_ACCESS_KEYS".to_owned(), format!("old-key,{KEY}")),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let settings = Settings::from_pairs(vars);
-    let delivery = DeliverySetup::from_settings(&settings).unwrap();
-    let keys = AccessKeys::from_settings(&settings, false).unwrap();
-    let config = EndpointConfig::from_settings(&settings).unwrap();
-    let endpoint = Arc::new(Endpoint::new(keys, delivery, Limits::default(), None, config));
-    let (listener, addr) = serve::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(serve::run(endpoint, listener, options, async move {
-        let _ = stopped.await;
-    }));
-    Harness {
-        intake,
-        addr,
-        client: reqwest::Client::new(),
-        stop: Some(stop),
-        server,
-    }
-}
-
-fn sample_body(request_id: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/events/firehose-http-json-format.json");
-    let mut body: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    body["requestId"] = Value::from(request_id);
-    serde_json::to_vec(&body).unwrap()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-#[derive(Debug, Clone)]
-struct Send<'a> {
-    id: &'a str,
-    key: Option<&'a str>,
-    gzip: bool,
-    common: Option<&'a str>,
-    body: Option<Vec<u8>>,
-}
-
-impl<'a> Send<'a> {
-    fn new(id: &'a str) -> Self {
-        Self {
-            id,
-            key: Some(KEY),
-            gzip: false,
-            common: None,
-            body: None,
-        }
-    }
-}
-
-impl Harness {
-    async fn post(&self, send: Send<'_>) -> Result<(u16, Value), reqwest::Error> {
-        let body = send.body.unwrap_or_else(|| sample_body(send.id));
-        let mut request = self
-            .client
-            .post(format!("http://{}/", self.addr))
-            .header("Content-Type", "application/json")
-            .header("X-Amz-Firehose-Protocol-Version", "1.0")
-            .header("X-Amz-Firehose-Request-Id", send.id)
-            .header("X-Amz-Firehose-Source-Arn", ARN);
-        if let Some(key) = send.key {
-            request = request.header("X-Amz-Firehose-Access-Key", key);
-        }
-        if let Some(common) = send.common {
-            request = request.header("X-Amz-Firehose-Common-Attributes", common);
-        }
-        let body = if send.gzip {
-            request = request.header("Content-Encoding", "gzip");
-            gzip(&body)
-        } else {
-            body
-        };
-        let response = request.body(body).send().await?;
-        let status = response.status().as_u16();
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert_eq!(content_type, "application/json");
-        let body: Value = serde_json::from_slice(&response.bytes().await?).unwrap();
-        Ok((status, body))
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.server.await.unwrap().unwrap();
-        assert!(
-            self.intake.violations().is_empty(),
-            "{:?}",
-            self.intake.violations()
-        );
-    }
-}
-
-/// The spec's body: the request id echoed, a millisecond timestamp, an error message on failures only.
-fn assert_spec_body(body: &Value, id: &str, error: bool) {
-    assert_eq!(body["requestId"], id, "{body}");
-    assert!(body["timestamp"].as_u64().unwrap() > 1_600_000_000_000, "{body}");
-    assert_eq!(body.get("errorMessage").is_some(), error, "{body}");
-}
+use tracehose_forwarder::endpoint::serve::ServeOptions;
 
 #[tokio::test]
 async fn plain_and_gzip_requests_are_delivered_correlated_with_the_stream_and_common_attributes() {

@@ -447,3 +447,74 @@ proptest! {
         let _ = run_with(&raw, Limits::default());
     }
 }
+
+#[test]
+fn the_records_of_one_input_share_its_decompression_budget() {
+    // Issue 15 item 5, through `process`: a transformation event of one good record and 50 records that
+    // each inflate (inner level) past the 1 MiB cap; the event may inflate 4 MiB in all.
+    let limits = Limits {
+        max_decompressed_bytes: 1 << 20,
+        max_decompressed_total_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    let bomb = b64(&gzip(&gzip(&vec![0u8; 2 << 20])));
+    let mut records = vec![json!({"recordId": "good", "data": gz_payload(vec![event(1, "kept")])})];
+    records.extend((0..50).map(|i| json!({"recordId": format!("bomb-{i}"), "data": bomb})));
+    let input = json!({"invocationId": "i", "records": records}).to_string();
+
+    let mut pipeline = Pipeline::new(limits);
+    let mut sink = NdjsonSink::new(Vec::new());
+    let mut summary = Summary::default();
+    let mut errors = Vec::new();
+    process_bytes(
+        input.as_bytes(),
+        "in",
+        &mut pipeline,
+        &mut sink,
+        &mut summary,
+        &mut |e| errors.push(e),
+    )
+    .unwrap();
+    assert_eq!(summary.delivered, 1);
+    assert_eq!(summary.failed_records, 50);
+    assert_every_event_counted(&summary, "bombs");
+    // One byte past the total proves it spent; nothing was inflated after that.
+    assert_eq!(pipeline.budget().inflated(), (4 << 20) + 1);
+    // Three bombs hit the cap, the fourth spent the budget, and the 46 after it cost one line in all.
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert!(
+        errors[2].contains("records[3] (recordId bomb-2): decompressed data exceeds"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[3].contains("records[4] (recordId bomb-3): not decompressed: the input's decompression budget of 4194304 bytes"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[4].contains("records[5] (recordId bomb-4): not read:")
+            && errors[4].contains("later records are refused the same way"),
+        "{errors:#?}"
+    );
+
+    // The same event gzipped whole: its own inflation draws on the same total.
+    let mut summary = Summary::default();
+    let whole = gzip(input.as_bytes());
+    process_bytes(&whole, "in", &mut pipeline, &mut sink, &mut summary, &mut |_| {}).unwrap();
+    assert_eq!((summary.delivered, summary.failed_records), (1, 50));
+    assert_eq!(pipeline.budget().inflated(), (4 << 20) + 1);
+
+    // The next input starts with a budget of its own.
+    let mut summary = Summary::default();
+    let one = json!({"awslogs": {"data": gz_payload(vec![event(1, "next")])}}).to_string();
+    process_bytes(
+        one.as_bytes(),
+        "in",
+        &mut pipeline,
+        &mut sink,
+        &mut summary,
+        &mut |e| errors.push(e),
+    )
+    .unwrap();
+    assert_eq!(summary.delivered, 1);
+    assert!(pipeline.budget().stopped().is_none());
+}

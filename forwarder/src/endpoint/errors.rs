@@ -53,6 +53,25 @@ pub enum EndpointError {
     Undelivered { lines: u64 },
     #[error("delivery stopped: {0}")]
     Stopped(String),
+    #[error(
+        "{not_read} of {records} records, from records[{first}] on, were not read: the request's \
+         decompression budget of {limit} bytes (TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES) is spent; the batch \
+         goes back to Firehose (its S3 backup)"
+    )]
+    OverBudget {
+        limit: usize,
+        first: usize,
+        not_read: usize,
+        records: usize,
+    },
+    #[error(
+        "the gzip body decompresses to more than the request's decompression budget of {limit} bytes \
+         (TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES); the batch goes back to Firehose (its S3 backup)"
+    )]
+    InflatesOverBudget { limit: usize },
+    /// `read`: how far the request got, in words.
+    #[error("the request's deadline passed before all of it was read ({read}); retry")]
+    Deadline { read: String },
     #[error("the request body did not arrive within {0:?}")]
     ReadTimeout(Duration),
     #[error("reading the request body failed: {0}")]
@@ -95,8 +114,16 @@ impl EndpointError {
             ReadTimeout(_) => 408,
             // The only refusal Firehose does not back up: for a body that could never be accepted.
             TooLarge { .. } | InflatesTooLarge { .. } => 413,
-            NoKeyConfigured | Rejected { .. } | Internal(_) | Read(_) => 500,
-            Undelivered { .. } | Stopped(_) | ShuttingDown | Busy(_) | InProgress => 503,
+            // Not 413, although no retry of it can succeed here: Firehose drops a 413 without a backup,
+            // and these records are fine for a server with a larger budget, or for `tracehose replay`
+            // from the backup, where each object has a budget of its own.
+            NoKeyConfigured
+            | Rejected { .. }
+            | OverBudget { .. }
+            | InflatesOverBudget { .. }
+            | Internal(_)
+            | Read(_) => 500,
+            Undelivered { .. } | Deadline { .. } | Stopped(_) | ShuttingDown | Busy(_) | InProgress => 503,
             Repeated { status, .. } => *status,
         }
     }
@@ -106,7 +133,10 @@ impl EndpointError {
     pub fn is_settled(&self) -> bool {
         matches!(
             self,
-            EndpointError::Unreadable { .. } | EndpointError::Rejected { .. }
+            EndpointError::Unreadable { .. }
+                | EndpointError::Rejected { .. }
+                | EndpointError::OverBudget { .. }
+                | EndpointError::InflatesOverBudget { .. }
         )
     }
 }
@@ -124,5 +154,16 @@ mod tests {
         assert_eq!(EndpointError::Rejected { lines: 1 }.status(), 500);
         assert!(EndpointError::Rejected { lines: 1 }.is_settled());
         assert!(!EndpointError::Undelivered { lines: 1 }.is_settled());
+        let over = EndpointError::OverBudget {
+            limit: 1,
+            first: 3,
+            not_read: 2,
+            records: 5,
+        };
+        assert_eq!((over.status(), over.is_settled()), (500, true));
+        let late = EndpointError::Deadline {
+            read: "2 of 5 records not read".into(),
+        };
+        assert_eq!((late.status(), late.is_settled()), (503, false));
     }
 }

@@ -2,12 +2,17 @@
 //! checked before anything is read, decompressed or parsed; the body is inflated (within the cap) and parsed
 //! on the delivery stage's blocking thread; each record is one unit of the ledger, and 200 is answered only
 //! once every destination accepted every line.
+//!
+//! A request is one input with one budget: the body's inflation and every record's draw on the same total
+//! (`TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES`), and the deadline is checked between records and between
+//! chunks of inflation, so a request of bombs stops after a bounded amount of work.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::counts::Counters;
 use super::dedup::{Seen, Settled};
 use super::errors::EndpointError;
 use super::models::{
@@ -16,9 +21,10 @@ use super::models::{
 };
 use super::Endpoint;
 use crate::deliver::{DeliveryError, DeliverySink, Ledger};
-use crate::input::decode::{gunzip_capped, DecodeError};
-use crate::input::{Shape, Unit, UnitData};
-use crate::pipeline::{Pipeline, UnitOutcome};
+use crate::input::decode::{gunzip_within, DecodeError};
+use crate::input::{Budget, Clock, Shape, Stop, Unit, UnitData};
+use crate::limits::Limits;
+use crate::pipeline::{Pipeline, UnitOutcome, UnitWork};
 use crate::summary::Summary;
 
 /// What the pipeline's thread made of one request body.
@@ -29,6 +35,8 @@ struct Produced {
     first_unreadable: Option<String>,
     summary: Summary,
     stopped: Option<DeliveryError>,
+    /// Why the request stopped before its last record, and the first record not (fully) read.
+    cut: Option<(Stop, usize)>,
 }
 
 /// Everything the pipeline's thread needs of the request, owned.
@@ -41,6 +49,7 @@ struct Job {
     firehose_arn: Option<Arc<str>>,
     region: Option<Arc<str>>,
     common_attributes: Arc<[(String, String)]>,
+    clock: Clock,
 }
 
 impl Endpoint {
@@ -80,10 +89,14 @@ impl Endpoint {
     ) -> (Reply, Summary, Ledger) {
         let echoed = echoed_id(&headers);
         let started = Instant::now();
+        let handling = self.counters.handling();
         let mut counts = (Summary::default(), Ledger::default());
         let result = self.deliver(headers, body, deadline, &mut counts).await;
         let reply = match &result {
-            Ok(()) => Reply::new(200, &echoed, None),
+            Ok(()) => {
+                handling.delivered();
+                Reply::new(200, &echoed, None)
+            }
             Err(err) => Reply::new(err.status(), &echoed, Some(&err.to_string())),
         };
         if self.config.log_requests || !reply.ok() {
@@ -100,10 +113,22 @@ impl Endpoint {
     }
 
     /// An answer for a request refused before its body was read (or with a body that could not be read).
+    /// Counted always, logged at a bounded rate ([`RefusalLog`](super::counts::RefusalLog)): refusals
+    /// are what a caller without a key can cause.
     pub fn refuse(&self, headers: &RequestHeaders, err: &EndpointError) -> Reply {
         let echoed = echoed_id(headers);
-        eprintln!("tracehose: endpoint: request {echoed:?}: {}: {err}", err.status());
-        Reply::new(err.status(), &echoed, Some(&err.to_string()))
+        let status = err.status();
+        let lines = self.refusals.refusal(status, Instant::now(), || {
+            format!(
+                "tracehose: endpoint: request {echoed:?}: {status}: {err} (more refusals answered {status} \
+                 within a minute are counted, not logged one by one)"
+            )
+        });
+        self.counters.refused(!lines.is_empty());
+        for line in lines {
+            eprintln!("{line}");
+        }
+        Reply::new(status, &echoed, Some(&err.to_string()))
     }
 
     async fn deliver(
@@ -149,14 +174,18 @@ impl Endpoint {
             firehose_arn,
             region,
             common_attributes,
+            clock: Clock::new(Some(deadline)).with_cancel(Arc::clone(&self.cancel)),
         };
         let pipeline = Arc::clone(&self.pipeline);
+        let counters = Arc::clone(&self.counters);
+        let limits = self.limits;
         let report = |message: String| eprintln!("tracehose: error: {message}");
         let (produced, ledger) = self
             .delivery
             .destinations
             .deliver(&self.delivery.client, deadline, report, move |sink| {
-                produce(job, &pipeline, sink)
+                let mut budget = Budget::for_input(&limits, job.clock.clone());
+                produce(job, &pipeline, &limits, &mut budget, &counters, sink)
             })
             .await
             .map_err(|err| EndpointError::Internal(err.to_string()))?;
@@ -166,6 +195,8 @@ impl Endpoint {
         *counts = (produced.summary, ledger.clone());
         let outcome = if let Some(stopped) = produced.stopped {
             Err(EndpointError::Stopped(stopped.to_string()))
+        } else if let Some((stop, first)) = produced.cut {
+            Err(stopped_at(stop, first, produced.records))
         } else if ledger.retryable_lines() > 0 {
             Err(EndpointError::Undelivered {
                 lines: ledger.retryable_lines(),
@@ -200,14 +231,53 @@ impl Endpoint {
     }
 }
 
-/// Runs on the delivery stage's blocking thread: inflate, parse, then each record through the pipeline.
-fn produce(job: Job, pipeline: &Mutex<Pipeline>, sink: &mut DeliverySink) -> Result<Produced, EndpointError> {
+/// The answer for a request that stopped at record `first` of `records`.
+fn stopped_at(stop: Stop, first: usize, records: usize) -> EndpointError {
+    let not_read = records.saturating_sub(first);
+    match stop {
+        Stop::Spent { limit } => EndpointError::OverBudget {
+            limit,
+            first,
+            not_read,
+            records,
+        },
+        Stop::Deadline => EndpointError::Deadline {
+            read: format!("{not_read} of {records} records not read"),
+        },
+        Stop::Cancelled => EndpointError::ShuttingDown,
+    }
+}
+
+/// The answer for a request whose gzip body stopped inflating.
+fn body_stopped(stop: Stop) -> EndpointError {
+    match stop {
+        Stop::Spent { limit } => EndpointError::InflatesOverBudget { limit },
+        Stop::Deadline => EndpointError::Deadline {
+            read: "its body was still being inflated".into(),
+        },
+        Stop::Cancelled => EndpointError::ShuttingDown,
+    }
+}
+
+/// Runs on the delivery stage's blocking thread: inflate, parse, then each record decoded on its own and
+/// run through the shared pipeline, all within `budget`.
+fn produce(
+    job: Job,
+    pipeline: &Mutex<Pipeline>,
+    limits: &Limits,
+    budget: &mut Budget,
+    counters: &Counters,
+    sink: &mut DeliverySink,
+) -> Result<Produced, EndpointError> {
     let inflated;
     let text: &[u8] = if job.gzip {
-        inflated = gunzip_capped(&job.body, job.max_body_bytes).map_err(|err| match err {
+        let body = gunzip_within(&job.body, job.max_body_bytes, budget);
+        counters.inflated(budget.inflated());
+        inflated = body.map_err(|err| match err {
             DecodeError::TooLarge { .. } => EndpointError::InflatesTooLarge {
                 limit: job.max_body_bytes,
             },
+            DecodeError::Stopped(stop) => body_stopped(stop),
             other => EndpointError::Gzip(other.to_string()),
         })?;
         &inflated
@@ -231,9 +301,13 @@ fn produce(job: Job, pipeline: &Mutex<Pipeline>, sink: &mut DeliverySink) -> Res
         records: request.records.len(),
         ..Produced::default()
     };
-    // One pipeline, so that lines of an invocation split across requests still join.
-    let mut pipeline = pipeline.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut never_begun = 0;
     for (i, record) in request.records.into_iter().enumerate() {
+        if let Err(stop) = budget.check() {
+            produced.cut = Some((stop, i));
+            never_begun = produced.records - i;
+            break;
+        }
         sink.begin_unit();
         let unit = Unit {
             location: format!("records[{i}]"),
@@ -250,10 +324,20 @@ fn produce(job: Job, pipeline: &Mutex<Pipeline>, sink: &mut DeliverySink) -> Res
             first.get_or_insert(message);
         };
         let common = Arc::clone(&job.common_attributes);
-        let outcome = pipeline.process_unit_with(unit, common, sink, &mut produced.summary, &mut report);
+        // Inflated without the pipeline; the pipeline is held per payload, while its lines are written.
+        let before = budget.inflated();
+        let work = UnitWork::decode(unit, common, limits, budget);
+        counters.inflated(budget.inflated() - before);
+        let outcome = work.run(pipeline, sink, &mut produced.summary, &mut report);
         match outcome {
             Ok(UnitOutcome::Complete) => {}
             Ok(UnitOutcome::Incomplete) => {
+                // Cut by the budget or the clock rather than unreadable: the request stops here.
+                if let Err(stop) = budget.check() {
+                    produced.cut = Some((stop, i));
+                    never_begun = produced.records - i - 1;
+                    break;
+                }
                 produced.unreadable += 1;
                 if produced.first_unreadable.is_none() {
                     produced.first_unreadable = first;
@@ -264,6 +348,12 @@ fn produce(job: Job, pipeline: &Mutex<Pipeline>, sink: &mut DeliverySink) -> Res
                 break;
             }
         }
+    }
+    // Records never begun are failed records; the one cut short was counted by the pipeline. Counted here,
+    // on the pipeline's thread, so that a process that stops without waiting for the answer counts them.
+    produced.summary.failed_records += never_begun as u64;
+    if let Some((_, first)) = produced.cut {
+        counters.not_read(produced.records - first);
     }
     Ok(produced)
 }

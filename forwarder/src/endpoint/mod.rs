@@ -5,6 +5,7 @@
 //! request ids that were settled are answered without shipping again ([`dedup`]).
 
 pub mod auth;
+pub mod counts;
 pub mod dedup;
 pub mod errors;
 pub mod function_url;
@@ -12,13 +13,16 @@ mod handler;
 pub mod models;
 pub mod serve;
 pub mod serve_cli;
+mod slots;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 pub use self::auth::{AccessKeys, AuthConfigError};
+pub use self::counts::Counts;
 pub use self::errors::EndpointError;
 pub use self::models::{Reply, RequestHeaders};
 use crate::deliver::{DeliverySetup, Settings};
@@ -110,11 +114,18 @@ impl EndpointConfig {
 pub struct Endpoint {
     keys: AccessKeys,
     delivery: DeliverySetup,
-    /// One pipeline, so that correlation state carries across requests; held by one request's pipeline
-    /// thread at a time (the CPU-bound part), while the sending of several requests overlaps.
+    /// One pipeline, so that correlation state carries across requests. Records are decoded (base64,
+    /// gzip, JSON) outside it; it is held only while one payload's lines are correlated and written, so
+    /// concurrent requests interleave payload by payload and none waits behind another's inflation.
     pipeline: Arc<Mutex<Pipeline>>,
+    limits: Limits,
     config: EndpointConfig,
     dedup: dedup::Dedup,
+    counters: Arc<counts::Counters>,
+    refusals: counts::RefusalLog,
+    /// Raised when the process stops waiting for requests in flight: their pipeline threads stop within
+    /// one chunk of work.
+    cancel: Arc<AtomicBool>,
 }
 
 impl Endpoint {
@@ -131,8 +142,30 @@ impl Endpoint {
             pipeline: Arc::new(Mutex::new(
                 Pipeline::new(limits).with_default_region(default_region),
             )),
+            limits,
             dedup: dedup::Dedup::new(config.dedup_bytes),
             config,
+            counters: Arc::default(),
+            refusals: counts::RefusalLog::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// What the endpoint did so far.
+    pub fn counts(&self) -> Counts {
+        self.counters.snapshot()
+    }
+
+    /// Stops the work of every request in flight (within one chunk of inflation or one correlation
+    /// window): for a process that will not wait for their answers.
+    pub fn cancel_work(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Writes the refusal counts not yet logged: when the process stops.
+    pub fn flush_refusal_log(&self) {
+        for line in self.refusals.flush(Instant::now()) {
+            eprintln!("{line}");
         }
     }
 

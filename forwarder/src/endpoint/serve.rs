@@ -1,12 +1,14 @@
 //! `tracehose serve`: the endpoint as a standalone HTTP/1.1 server, for containers behind a load balancer
 //! and local use. `POST /` takes Firehose deliveries, `GET /healthz` answers liveness.
 //!
-//! Bounded in every dimension a client controls: open connections, requests being delivered (one more is
-//! answered 503 at once, which Firehose retries), time to send the headers and the body, and the body's
-//! size as sent and inflated. On SIGTERM or SIGINT the listener closes (new connections are refused),
-//! requests that arrive on open connections get 503, requests in flight finish within the shutdown
-//! deadline, and what is still running then is dropped unanswered: Firehose retries it, and nothing was
-//! answered 200 whose lines did not go out.
+//! Bounded in every dimension a client controls: open connections (idle ones give their slot to a new
+//! connection, so holding sockets keeps nobody out: [`slots`](super::slots)), requests being delivered (one
+//! more is answered 503 at once, which Firehose retries), time to send the headers and the body, the
+//! body's size as sent and inflated, and the work of one request (its decompression budget and deadline).
+//! On SIGTERM or SIGINT the listener closes (new connections are refused), requests that arrive on open
+//! connections get 503, requests in flight finish within the shutdown deadline, and what is still running
+//! then is stopped and dropped unanswered: Firehose retries it, and nothing was answered 200 whose lines
+//! did not go out.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +32,7 @@ use tokio::task::JoinSet;
 
 use super::errors::EndpointError;
 use super::models::{Reply, RequestHeaders};
+use super::slots::{Slots, Taken};
 use super::Endpoint;
 
 /// The server's own bounds (the body's size is the endpoint's, `TRACEHOSE_ENDPOINT_MAX_BODY_BYTES`).
@@ -37,7 +40,8 @@ use super::Endpoint;
 pub struct ServeOptions {
     /// Requests being read or delivered at once; one more is answered 503.
     pub max_concurrent_requests: usize,
-    /// Open connections; more wait in the listen backlog.
+    /// Open connections; a new one takes the slot of the connection idle the longest, and waits in the
+    /// listen backlog only while every open connection has a request in progress.
     pub max_connections: usize,
     /// Time for a client to send a request's headers, and to keep an idle connection.
     pub header_timeout: Duration,
@@ -80,19 +84,12 @@ pub async fn run(
         options,
         stopping: AtomicBool::new(false),
     });
-    let connections = Arc::new(Semaphore::new(server.options.max_connections.max(1)));
+    let slots = Slots::new(server.options.max_connections);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -104,23 +101,45 @@ pub async fn run(
                 }
             },
         };
+        // A slot only once a connection is there, so that nothing is closed for one that never comes;
+        // while every connection is busy this one waits, the rest in the listen backlog.
+        let (slot, taken) = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.acquire() => slot,
+        };
+        if taken == Taken::Evicted {
+            server.endpoint.counters.idle_closed();
+        }
         let _ = stream.set_nodelay(true);
         let server = Arc::clone(&server);
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
-            let _permit = permit;
+            let slot = Arc::new(slot);
             let timeout = server.options.header_timeout;
-            let service = service_fn(move |request| respond(Arc::clone(&server), request));
+            let for_service = Arc::clone(&slot);
+            // The request is marked in progress when hyper has read its headers, before any of it runs:
+            // from then on its connection keeps its slot.
+            let service = service_fn(move |request| {
+                let in_progress = for_service.request();
+                let server = Arc::clone(&server);
+                async move {
+                    let response = respond(server, request).await;
+                    drop(in_progress);
+                    response
+                }
+            });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            let stopped = tokio::select! {
+            let finish = tokio::select! {
                 _ = connection.as_mut() => false,
                 stopping = stop.wait_for(|stopping| *stopping) => stopping.is_ok(),
+                // Idle, its slot given away: closed at once, unless a request arrived meanwhile.
+                () = slot.evicted() => slot.busy(),
             };
-            if stopped {
+            if finish {
                 // Finishes the request in progress, if any, then closes.
                 connection.as_mut().graceful_shutdown();
                 let _ = connection.await;
@@ -142,8 +161,12 @@ pub async fn run(
             tasks.len(),
             server.options.shutdown_timeout
         );
+        // Their pipeline threads stop within one chunk of work, so the process exits now rather than when
+        // their inflation would have ended.
+        server.endpoint.cancel_work();
         tasks.shutdown().await;
     }
+    server.endpoint.flush_refusal_log();
     eprintln!("tracehose: serve: stopped");
     Ok(())
 }
@@ -153,12 +176,13 @@ type HttpResponse = Response<Full<Bytes>>;
 async fn respond(server: Arc<Server>, request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
     let path = request.uri().path();
     if path == "/healthz" {
-        let (status, body) = if server.stopping.load(Ordering::SeqCst) {
-            (503, r#"{"status":"stopping"}"#)
+        let (status, state) = if server.stopping.load(Ordering::SeqCst) {
+            (503, "stopping")
         } else {
-            (200, r#"{"status":"ok"}"#)
+            (200, "ok")
         };
-        return Ok(json_response(status, Bytes::from_static(body.as_bytes())));
+        let body = serde_json::json!({"status": state, "counts": server.endpoint.counts()});
+        return Ok(json_response(status, Bytes::from(body.to_string())));
     }
     let headers =
         RequestHeaders::from_lookup(|name| request.headers().get(name).and_then(|v| v.to_str().ok()));

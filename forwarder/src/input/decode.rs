@@ -1,6 +1,7 @@
-//! Base64 and gzip with a hard cap on output size, so a gzip bomb costs bounded memory. Gzip members are
-//! inflated one at a time, so a corrupt or truncated member costs only itself and what follows it, and the
-//! error says which member and where.
+//! Base64 and gzip with a hard cap on output size, so a gzip bomb costs bounded memory, drawing on the
+//! input's [`Budget`] so that many bombs cost bounded time. Gzip members are inflated one at a time, so a
+//! corrupt or truncated member costs only itself and what follows it, and the error says which member and
+//! where; each member is inflated a chunk at a time, with the deadline checked between chunks.
 
 use std::io::{self, Read};
 
@@ -8,10 +9,14 @@ use base64::Engine as _;
 use flate2::bufread::GzDecoder;
 use thiserror::Error;
 
+use super::budget::{Budget, Stop};
+
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// A record gzipped twice (a producer compressing what Firehose compresses again) is still read; deeper
 /// nesting is not something any AWS path produces.
 const MAX_GZIP_DEPTH: usize = 2;
+/// Output inflated between two looks at the clock: about a millisecond of work.
+const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
@@ -30,6 +35,8 @@ pub enum DecodeError {
     TooLarge { limit: usize },
     #[error("gzip nested more than {MAX_GZIP_DEPTH} levels deep")]
     NestedTooDeep,
+    #[error("not decompressed: {0}")]
+    Stopped(#[from] Stop),
 }
 
 pub fn is_gzip(bytes: &[u8]) -> bool {
@@ -54,7 +61,12 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 /// Inflates every gzip member (Firehose writes many back to back) into at most `limit` bytes; any error
 /// fails the whole.
 pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    match gunzip_partial(compressed, limit) {
+    gunzip_within(compressed, limit, &mut Budget::default())
+}
+
+/// [`gunzip_capped`], drawing on `budget` and stopping at its deadline.
+pub fn gunzip_within(compressed: &[u8], limit: usize, budget: &mut Budget) -> Result<Vec<u8>, DecodeError> {
+    match gunzip_partial_within(compressed, limit, budget) {
         (data, None) => Ok(data),
         (_, Some(err)) => Err(err),
     }
@@ -63,7 +75,20 @@ pub fn gunzip_capped(compressed: &[u8], limit: usize) -> Result<Vec<u8>, DecodeE
 /// Inflates gzip members in order into at most `limit` bytes, and returns what came out together with the
 /// error that stopped it, if any: everything before a bad member is good data.
 pub fn gunzip_partial(compressed: &[u8], limit: usize) -> (Vec<u8>, Option<DecodeError>) {
-    let mut out = Vec::with_capacity(expected_size(compressed).min(limit));
+    gunzip_partial_within(compressed, limit, &mut Budget::default())
+}
+
+/// [`gunzip_partial`], drawing on `budget`: every byte inflated is charged to it, and inflating stops
+/// within one chunk once the budget is spent or its deadline has passed.
+pub fn gunzip_partial_within(
+    compressed: &[u8],
+    limit: usize,
+    budget: &mut Budget,
+) -> (Vec<u8>, Option<DecodeError>) {
+    if let Err(stop) = budget.check() {
+        return (Vec::new(), Some(stop.into()));
+    }
+    let mut out = Vec::with_capacity(expected_size(compressed).min(limit).min(budget.left()));
     let mut rest = compressed;
     let mut member = 0;
     while !rest.is_empty() {
@@ -78,22 +103,37 @@ pub fn gunzip_partial(compressed: &[u8], limit: usize) -> (Vec<u8>, Option<Decod
             );
         }
         member += 1;
-        // One byte past the budget proves the data is larger than allowed.
-        let budget = (limit.saturating_sub(out.len()) as u64).saturating_add(1);
         let mut decoder = GzDecoder::new(rest);
-        if let Err(source) = (&mut decoder).take(budget).read_to_end(&mut out) {
-            return (
-                out,
-                Some(DecodeError::Gzip {
-                    member,
-                    offset,
-                    source,
-                }),
-            );
-        }
-        if out.len() > limit {
-            out.truncate(limit);
-            return (out, Some(DecodeError::TooLarge { limit }));
+        loop {
+            // One byte past the cap (or what is left of the budget) proves the data is larger than allowed.
+            let room = limit
+                .saturating_sub(out.len())
+                .min(budget.left())
+                .saturating_add(1);
+            let before = out.len();
+            let read = (&mut decoder).take(room.min(CHUNK) as u64).read_to_end(&mut out);
+            let produced = out.len() - before;
+            let charged = budget.charge(produced);
+            if let Err(source) = read {
+                return (
+                    out,
+                    Some(DecodeError::Gzip {
+                        member,
+                        offset,
+                        source,
+                    }),
+                );
+            }
+            if out.len() > limit {
+                out.truncate(limit);
+                return (out, Some(DecodeError::TooLarge { limit }));
+            }
+            if let Err(stop) = charged.and_then(|()| budget.check()) {
+                return (out, Some(stop.into()));
+            }
+            if produced < room.min(CHUNK) {
+                break;
+            }
         }
         rest = decoder.into_inner();
     }
@@ -117,12 +157,21 @@ fn expected_size(compressed: &[u8]) -> usize {
 
 /// Gunzips while the bytes are gzip (Firehose may have decompressed already, a producer may have compressed
 /// twice), within the cap.
-pub fn maybe_gunzip(mut bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
+pub fn maybe_gunzip(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    maybe_gunzip_within(bytes, limit, &mut Budget::default())
+}
+
+/// [`maybe_gunzip`], every level drawing on `budget`.
+pub fn maybe_gunzip_within(
+    mut bytes: Vec<u8>,
+    limit: usize,
+    budget: &mut Budget,
+) -> Result<Vec<u8>, DecodeError> {
     for _ in 0..MAX_GZIP_DEPTH {
         if !is_gzip(&bytes) {
             break;
         }
-        bytes = gunzip_capped(&bytes, limit)?;
+        bytes = gunzip_within(&bytes, limit, budget)?;
     }
     if is_gzip(&bytes) {
         return Err(DecodeError::NestedTooDeep);
@@ -140,6 +189,7 @@ mod tests {
 
     use flate2::{write::GzEncoder, Compression};
 
+    use super::super::budget::Clock;
     use super::*;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
@@ -231,6 +281,46 @@ mod tests {
         assert_eq!(base64_decode(&wrapped).unwrap(), vec![42u8; 200]);
         assert!(matches!(base64_decode("@@@"), Err(DecodeError::Base64(_))));
         assert!(matches!(base64_decode("ab c@"), Err(DecodeError::Base64(_))));
+    }
+
+    #[test]
+    fn every_level_draws_on_the_budget_and_a_spent_budget_stops_inflating() {
+        let bomb = gzip(&gzip(&vec![0u8; 4 << 20]));
+        let mut budget = Budget::new(64 << 20, Clock::default());
+        assert_eq!(
+            maybe_gunzip_within(bomb.clone(), 8 << 20, &mut budget)
+                .unwrap()
+                .len(),
+            4 << 20
+        );
+        // The inner member and the outer one both count.
+        let outer = gunzip_capped(&bomb, 8 << 20).unwrap().len();
+        assert_eq!(budget.inflated(), outer + (4 << 20));
+        let mut small = Budget::new(3 << 20, Clock::default());
+        let err = maybe_gunzip_within(bomb, 8 << 20, &mut small).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Stopped(Stop::Spent { limit }) if limit == 3 << 20),
+            "{err}"
+        );
+        // Stopped one byte past the total.
+        assert_eq!(small.inflated(), (3 << 20) + 1);
+        assert!(matches!(
+            gunzip_within(&gzip(b"x"), 10, &mut small),
+            Err(DecodeError::Stopped(Stop::Spent { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_past_deadline_stops_inflating_between_chunks() {
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut budget = Budget::new(usize::MAX, Clock::new(None).with_cancel(cancel));
+        let (out, err) = gunzip_partial_within(&gzip(&vec![0u8; 8 << 20]), 16 << 20, &mut budget);
+        assert!(out.is_empty());
+        assert!(
+            matches!(err, Some(DecodeError::Stopped(Stop::Cancelled))),
+            "{err:?}"
+        );
+        assert_eq!(budget.inflated(), 0);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::decode::{gunzip_partial, is_gzip, DecodeError};
+use super::budget::Budget;
+use super::decode::{gunzip_partial_within, is_gzip, DecodeError};
 use super::lenient::Field;
 use super::model::{BadPayload, Envelope, FirehoseRecord, SubscriptionPayload};
 use crate::limits::Limits;
@@ -114,13 +115,18 @@ pub struct Input<'a> {
 
 impl<'a> Input<'a> {
     pub fn open(bytes: &'a [u8], limits: &Limits) -> Self {
+        Self::open_within(bytes, limits, &mut Budget::default())
+    }
+
+    /// [`open`](Self::open), the input's own inflation drawing on its `budget` like its records'.
+    pub fn open_within(bytes: &'a [u8], limits: &Limits, budget: &mut Budget) -> Self {
         if !is_gzip(bytes) {
             return Self {
                 text: Cow::Borrowed(bytes),
                 error: None,
             };
         }
-        let (text, error) = gunzip_partial(bytes, limits.max_decompressed_bytes);
+        let (text, error) = gunzip_partial_within(bytes, limits.max_decompressed_bytes, budget);
         Self {
             text: Cow::Owned(text),
             error: error.map(|source| InputError::Decode {

@@ -30,6 +30,7 @@ use self::route::Routed;
 use crate::aws::Aws;
 use crate::deliver::{DeliverySetup, Settings};
 use crate::endpoint::{function_url, AccessKeys, Endpoint, EndpointConfig, EndpointError, Reply};
+use crate::input::Clock;
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
 use crate::replay::lambda::S3Hook;
@@ -44,6 +45,8 @@ pub enum HandlerError {
     Undelivered { failed: u64 },
     #[error("delivery stopped: {0}")]
     Delivery(#[from] crate::deliver::DeliveryError),
+    #[error("the event was not read to its end: {0}; returning an error so that Lambda retries it")]
+    Late(crate::input::Stop),
     #[error("the delivery stage failed: {0}")]
     Stage(#[from] io::Error),
     #[error("invalid CreateLogGroup event: {0}")]
@@ -60,6 +63,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(err: HandlerError) -> Self {
         let error_type = match &err {
             HandlerError::Undelivered { .. } => "tracehose.Undelivered",
+            HandlerError::Late(_) => "tracehose.Deadline",
             HandlerError::Delivery(_) | HandlerError::Stage(_) => "tracehose.Delivery",
             HandlerError::Event(_) => "tracehose.InvalidEvent",
             HandlerError::Subscribe { .. } => "tracehose.Subscribe",
@@ -176,7 +180,8 @@ impl Handler {
             .delivery
             .destinations
             .deliver(&self.delivery.client, deadline, report, move |sink| {
-                let routed = route::route(&mut pipeline, &for_pipeline, mode, sink);
+                let clock = Clock::new(Some(deadline));
+                let routed = route::route(&mut pipeline, &for_pipeline, mode, clock, sink);
                 (pipeline, routed)
             })
             .await?;
@@ -193,11 +198,18 @@ impl Handler {
                 let response = firehose::answer_forwarded(&records, &ledger);
                 Ok(serde_json::to_value(response).unwrap_or(Value::Null))
             }
-            Routed::Shipped { mut summary, stopped } => {
+            Routed::Shipped {
+                mut summary,
+                stopped,
+                late,
+            } => {
                 summary.apply_ledger(&ledger);
                 tally.add(&summary, &ledger);
                 if let Some(err) = stopped {
                     return Err(HandlerError::Delivery(err));
+                }
+                if let Some(stop) = late {
+                    return Err(HandlerError::Late(stop));
                 }
                 // Only lines that failed for a reason that may pass are worth a retry of the whole batch.
                 if ledger.retryable_lines() > 0 {

@@ -3,7 +3,7 @@
 //! turns the result and the delivery ledger into the response.
 
 use crate::deliver::{DeliveryError, DeliverySink};
-use crate::input::{Input, InputError, Shape, Unit, UnitData};
+use crate::input::{Clock, Input, InputError, Shape, Stop, Unit, UnitData};
 use crate::pipeline::{Pipeline, UnitOutcome};
 use crate::process::process_item;
 use crate::summary::Summary;
@@ -40,14 +40,24 @@ pub enum Routed {
     Shipped {
         summary: Summary,
         stopped: Option<DeliveryError>,
+        /// The deadline passed before the whole event was read: a retry may read it.
+        late: Option<Stop>,
     },
     /// Nothing here is a log input: maybe an EventBridge event for the async side.
     Unrecognised,
 }
 
-pub fn route(pipeline: &mut Pipeline, raw: &str, mode: FirehoseMode, sink: &mut DeliverySink) -> Routed {
+/// The event is one input: its records share one decompression budget and stop at `clock`'s deadline.
+pub fn route(
+    pipeline: &mut Pipeline,
+    raw: &str,
+    mode: FirehoseMode,
+    clock: Clock,
+    sink: &mut DeliverySink,
+) -> Routed {
     let limits = *pipeline.limits();
-    let mut input = Input::open(raw.as_bytes(), &limits);
+    pipeline.begin_input(clock);
+    let mut input = Input::open_within(raw.as_bytes(), &limits, pipeline.budget_mut());
     let inflate_error = input.error.take();
     let mut items = Vec::new();
     input.units(|item| items.push(item));
@@ -78,12 +88,19 @@ pub fn route(pipeline: &mut Pipeline, raw: &str, mode: FirehoseMode, sink: &mut 
             return Routed::Shipped {
                 summary,
                 stopped: Some(err),
+                late: None,
             };
         }
     }
+    // A spent budget is for good (counted, reported); a deadline is not.
+    let late = pipeline
+        .budget()
+        .stopped()
+        .filter(|stop| !matches!(stop, Stop::Spent { .. }));
     Routed::Shipped {
         summary,
         stopped: None,
+        late,
     }
 }
 

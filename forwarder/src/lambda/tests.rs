@@ -331,3 +331,18 @@ async fn every_face_counts_what_it_did() {
     assert_eq!(tally.summary.failed_records, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_direct_subscription_not_read_by_its_deadline_is_an_error_so_that_lambda_retries_it() {
+    let event = sample("samples/events/direct-python-cold-xray.json");
+    // No time left but the margin: the deadline has passed before the first record.
+    let err = handler().handle(event.clone(), Duration::ZERO).await.unwrap_err();
+    assert!(
+        matches!(err, HandlerError::Late(crate::input::Stop::Deadline)),
+        "{err}"
+    );
+    // With time, the same event goes through, on the same warm handler's next input.
+    let mut warm = handler();
+    assert!(warm.handle(event.clone(), Duration::ZERO).await.is_err());
+    assert!(warm.handle(event, LEFT).await.is_ok());
+}
