@@ -102,7 +102,8 @@ const SCHEMES: &str = r"(?i:bearer|basic|digest|negotiate|ntlm|token|api-token|a
 const JWT_HEADER_MAX: usize = 512;
 
 fn secrets() -> String {
-    let quoted = |tag: &str| QUOTED.replace("_T", &format!("_{tag}"));
+    // Python's `b'...'` and `r'...'` literals are quoted values too.
+    let quoted = |tag: &str| format!("[bBrRuU]{{0,2}}(?:{})", QUOTED.replace("_T", &format!("_{tag}")));
     let unquoted = |tag: &str| UNQUOTED.replace("_T", &format!("_{tag}"));
     let alternatives = [
         format!(
@@ -187,6 +188,10 @@ mod tests {
             (
                 r"{'password': 'it\'s mine', 'user': 'bob'}",
                 r"{'password': '[redacted]', 'user': 'bob'}",
+            ),
+            (
+                "{'password': b'raw bytes', 'user': bob}",
+                "{'password': b'[redacted]', 'user': bob}",
             ),
             // `key: value`, `key=value`, `key := value`, `key => value`, numbers, and the short keys.
             ("pass: hunter2 next", "pass: [redacted] next"),
