@@ -5,7 +5,7 @@
 //! Every pattern is for the `regex` crate, whose search is linear in the text. Replacing every match also
 //! needs each search to stop soon after its match, which holds when no alternative that a match outranks
 //! can stay alive for long; the quoted values below are therefore read exactly at their own escaping level,
-//! so that each one ends at the next quote of the text.
+//! so that each ends at the next quote of that level, and the few unbounded runs cannot hold other matches.
 
 /// The presets, by name. Each has one or more patterns; in a pattern, the capture groups whose names start
 /// with [`SECRET_GROUP`] hold the secret (one of them takes part in any match), and a pattern without such
@@ -123,8 +123,8 @@ fn secrets() -> String {
         format!("(?:{}){SEPARATOR}(?:{}|{})", keys(), quoted("k"), unquoted("k")),
         // URL userinfo: `scheme://user:password@host`.
         r"://[^\s/?#@:]*:(?P<s_url>[^\s/?#@]+)@".to_owned(),
-        // A bearer token or a JWT without a key before it.
-        // At least 16 characters, so that prose ("the bearer returned") is not taken for a token.
+        // A bearer token or a JWT without a key before it; a bearer token of at least 16 characters, so that
+        // prose ("the bearer returned") is not taken for one.
         format!(
             r"{}\s+(?P<s_bearer>[A-Za-z0-9._~+/-]{{16,}}=*)",
             cased(&["bearer"])
