@@ -97,6 +97,23 @@ fn hostile_lines() -> Vec<(&'static str, String)> {
             "json_message_of_markers",
             fill(r#"{"message":""#, "[!dt ", r#"]"}"#),
         ),
+        // A JSON body after a runtime prefix is read as a JSON line (issue 14).
+        (
+            "python_prefix_json_nested_objects",
+            fill(
+                &format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t{{"),
+                r#""a":{"b":1},"#,
+                r#""dd":{"trace_id":5}}"#,
+            ),
+        ),
+        (
+            "python_prefix_json_unclosed",
+            fill(
+                &format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t{{\"m\":\""),
+                "{",
+                "",
+            ),
+        ),
     ]
 }
 

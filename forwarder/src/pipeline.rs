@@ -216,8 +216,16 @@ impl Pipeline {
             drop(lines);
 
             for ((event, parsed), resolution) in window.into_iter().zip(parsed).zip(resolutions) {
-                let (message, truncated) = forwarded_message(event.message, max_message);
                 let join = resolution.join;
+                // The sink filters and scrubs the whole message; only then is it cut. A line it filters out
+                // counts as delivered here, and its ledger takes it back (`Summary::apply_ledger`).
+                let Some(message) = sink.admit(trimmed(event.message)) else {
+                    remaining -= 1;
+                    summary.delivered += 1;
+                    summary.count_join(join);
+                    continue;
+                };
+                let (message, truncated) = forwarded_message(message, max_message);
                 let record = LogRecord {
                     timestamp_ms: event.timestamp,
                     message,
@@ -379,19 +387,24 @@ pub fn count_input_error(err: &InputError, summary: &mut Summary) {
     }
 }
 
-/// The message as forwarded: trailing whitespace (the newline most loggers end with) removed, and cut to
-/// `max` bytes with a visible marker when longer. Returns whether it was cut.
-fn forwarded_message(message: Cow<'_, str>, max: usize) -> (Cow<'_, str>, bool) {
+/// The message without its trailing whitespace (the newline most loggers end with).
+fn trimmed(message: Cow<'_, str>) -> Cow<'_, str> {
     let text_len = message.trim_end().len();
-    if text_len <= max {
-        let kept = match message {
-            Cow::Borrowed(text) => Cow::Borrowed(&text[..text_len]),
-            Cow::Owned(mut text) => {
-                text.truncate(text_len);
-                Cow::Owned(text)
-            }
-        };
-        return (kept, false);
+    match message {
+        Cow::Borrowed(text) => Cow::Borrowed(&text[..text_len]),
+        Cow::Owned(mut text) => {
+            text.truncate(text_len);
+            Cow::Owned(text)
+        }
+    }
+}
+
+/// The message as forwarded: [`trimmed`], and cut to `max` bytes with a visible marker when longer. Returns
+/// whether it was cut.
+fn forwarded_message(message: Cow<'_, str>, max: usize) -> (Cow<'_, str>, bool) {
+    let message = trimmed(message);
+    if message.len() <= max {
+        return (message, false);
     }
     let keep = floor_char_boundary(&message, max.saturating_sub(TRUNCATION_MARKER.len()));
     let mut cut = String::with_capacity(keep + TRUNCATION_MARKER.len());

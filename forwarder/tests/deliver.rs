@@ -408,6 +408,56 @@ async fn filters_and_scrubbing_apply_before_anything_is_shipped() {
     intake.shutdown().await;
 }
 
+/// Issue 15: filtering and scrubbing see the whole message, before the size limit cuts it. A secret across
+/// the cut, and patterns that only match past it, are decided on the whole message.
+#[tokio::test]
+async fn filters_and_scrubbing_see_the_whole_message_before_the_cut() {
+    let out = std::env::temp_dir().join(format!("tracehose-cut-{}.ndjson", std::process::id()));
+    let settings = Settings::from_pairs([
+        ("TRACEHOSE_STDOUT", "false".to_owned()),
+        ("TRACEHOSE_FILE", out.display().to_string()),
+        ("TRACEHOSE_REDACT", "email,secrets,ipv4".to_owned()),
+        ("TRACEHOSE_INCLUDE_PATTERN", "KEEP-ME$".to_owned()),
+        ("TRACEHOSE_EXCLUDE_PATTERN", "DROP-ME".to_owned()),
+    ]);
+    let setup = DeliverySetup::from_settings(&settings).unwrap();
+    let max = Limits::default().max_message_bytes;
+    // The cut keeps `max` minus the marker's length: each secret starts a little before that and ends after.
+    let around_the_cut = |secret: &str| format!("{}{secret} KEEP-ME", "x".repeat(max - 40));
+    let lines = [
+        around_the_cut("mail ann.lee@example.com"),
+        around_the_cut("password=\"correct horse battery staple\""),
+        format!("{} DROP-ME KEEP-ME", "x".repeat(max)),
+        format!("{} KEEP-ME", "y".repeat(max)),
+        "short line, not kept".to_owned(),
+    ];
+    let (summary, ledger) = ship(&setup, vec![payload("g", lines)], Duration::from_secs(60)).await;
+    assert_eq!(
+        (summary.delivered, summary.filtered, summary.truncated),
+        (3, 2, 1),
+        "{summary}"
+    );
+    assert_eq!(ledger.filtered, 2);
+    let written = fs::read_to_string(&out).unwrap();
+    let _ = fs::remove_file(&out);
+    let messages: Vec<String> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(messages.len(), 3);
+    for leaked in ["ann", "lee", "example", "correct", "horse", "battery", "staple"] {
+        assert!(!messages.iter().any(|m| m.contains(leaked)), "{leaked} went out");
+    }
+    assert!(messages[0].ends_with("mail [email] KEEP-ME"));
+    assert!(messages[1].ends_with("password=\"[redacted]\" KEEP-ME"));
+    assert!(messages[2].len() <= max && messages[2].ends_with("[tracehose: truncated]"));
+}
+
 /// 100,000 lines against intakes failing about 30% of requests in mixed ways (429 with Retry-After, 500,
 /// 503, slow answers, resets, 413 above a size): every line ends delivered or counted failed, none missing,
 /// and duplicates only come from retries after an ambiguous failure.

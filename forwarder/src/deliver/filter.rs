@@ -1,15 +1,19 @@
 //! Filtering and scrubbing, before anything leaves the process: include and exclude patterns on the message,
-//! replacement rules, and ready presets for what most often leaks into logs (e-mail and IPv4 addresses,
-//! `Authorization` headers and `api_key`-style secrets).
+//! replacement rules, and ready presets for what most often leaks into logs ([`redact`](super::redact)).
+//!
+//! Both see the whole message, before it is cut to `TRACEHOSE_MAX_MESSAGE_BYTES`: a cut could otherwise leave
+//! half a secret that no rule matches, and decide what a pattern on the message sees.
 //!
 //! Patterns use the `regex` crate, whose matching is linear in the text whatever the pattern, so no rule
 //! can be made to hang the forwarder; each pattern is compiled once, at start, with a size limit.
 
 use std::borrow::Cow;
 
-use regex::{Regex, RegexBuilder};
+use regex::{Captures, Regex, RegexBuilder, Replacer};
 use serde::Deserialize;
 use thiserror::Error;
+
+use super::redact::{self, SECRET_GROUP};
 
 /// Compiled patterns may not grow past this (the `regex` crate's own bound on a program's size).
 const MAX_PATTERN_SIZE: usize = 1 << 20;
@@ -34,7 +38,18 @@ pub enum FilterError {
 #[derive(Debug, Clone)]
 struct Replace {
     pattern: Regex,
-    replacement: String,
+    rewrite: Rewrite,
+}
+
+#[derive(Debug, Clone)]
+enum Rewrite {
+    /// A user's rule: the replacement with its `$1`/`${name}` references.
+    Template(String),
+    /// A preset: the secret groups of each match (the whole match when there are none) become the label.
+    Mask {
+        secret_groups: Vec<usize>,
+        label: &'static str,
+    },
 }
 
 /// The user's filter and scrub rules. The default keeps everything as it is.
@@ -57,8 +72,9 @@ const REDACT: &str = "TRACEHOSE_REDACT";
 const REPLACE: &str = "TRACEHOSE_REPLACE";
 
 impl Filter {
-    /// `TRACEHOSE_INCLUDE_PATTERN`, `TRACEHOSE_EXCLUDE_PATTERN`, `TRACEHOSE_REDACT` (comma-separated presets)
-    /// and `TRACEHOSE_REPLACE` (a JSON array of rules), each validated now.
+    /// `TRACEHOSE_INCLUDE_PATTERN`, `TRACEHOSE_EXCLUDE_PATTERN`, `TRACEHOSE_REDACT` (comma-separated presets,
+    /// applied in the order listed) and `TRACEHOSE_REPLACE` (a JSON array of rules, applied after the
+    /// presets), each validated now.
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, FilterError> {
         let set = |var: &str| lookup(var).filter(|v| !v.trim().is_empty());
         let include = set(INCLUDE).map(|p| compile(INCLUDE, &p)).transpose()?;
@@ -66,7 +82,24 @@ impl Filter {
         let mut replace = Vec::new();
         if let Some(presets) = set(REDACT) {
             for name in presets.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                replace.push(preset(name)?);
+                let patterns =
+                    redact::preset(&name.to_ascii_lowercase()).ok_or_else(|| FilterError::Preset {
+                        var: REDACT,
+                        name: name.to_owned(),
+                    })?;
+                for (pattern, label) in patterns {
+                    let pattern = compile(REDACT, &pattern)?;
+                    let secret_groups = pattern
+                        .capture_names()
+                        .enumerate()
+                        .filter(|(_, name)| name.is_some_and(|n| n.starts_with(SECRET_GROUP)))
+                        .map(|(i, _)| i)
+                        .collect();
+                    replace.push(Replace {
+                        pattern,
+                        rewrite: Rewrite::Mask { secret_groups, label },
+                    });
+                }
             }
         }
         if let Some(rules) = set(REPLACE) {
@@ -75,7 +108,7 @@ impl Filter {
             for rule in rules {
                 replace.push(Replace {
                     pattern: compile(REPLACE, &rule.pattern)?,
-                    replacement: rule.replacement,
+                    rewrite: Rewrite::Template(rule.replacement),
                 });
             }
         }
@@ -90,6 +123,18 @@ impl Filter {
         self.include.is_none() && self.exclude.is_none() && self.replace.is_empty()
     }
 
+    /// The whole message as it is to be forwarded, scrubbed, or `None` when it is filtered out. Runs before
+    /// the message is cut to the size limit.
+    pub fn admit<'a>(&self, message: Cow<'a, str>) -> Option<Cow<'a, str>> {
+        if !self.keeps(&message) {
+            return None;
+        }
+        Some(match self.scrub(&message) {
+            Cow::Owned(scrubbed) => Cow::Owned(scrubbed),
+            Cow::Borrowed(_) => message,
+        })
+    }
+
     /// Whether a message is forwarded at all.
     pub fn keeps(&self, message: &str) -> bool {
         self.include.as_ref().is_none_or(|p| p.is_match(message))
@@ -100,11 +145,41 @@ impl Filter {
     pub fn scrub<'a>(&self, message: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(message);
         for rule in &self.replace {
-            if let Cow::Owned(replaced) = rule.pattern.replace_all(&text, rule.replacement.as_str()) {
+            let replaced = match &rule.rewrite {
+                Rewrite::Template(template) => rule.pattern.replace_all(&text, template.as_str()),
+                Rewrite::Mask { secret_groups, label } => {
+                    rule.pattern.replace_all(&text, Mask { secret_groups, label })
+                }
+            };
+            if let Cow::Owned(replaced) = replaced {
                 text = Cow::Owned(replaced);
             }
         }
         text
+    }
+}
+
+/// Writes a match with its secret replaced by the label and everything around it kept.
+struct Mask<'a> {
+    secret_groups: &'a [usize],
+    label: &'a str,
+}
+
+impl Replacer for Mask<'_> {
+    fn replace_append(&mut self, caps: &Captures<'_>, dst: &mut String) {
+        let Some(whole) = caps.get(0) else {
+            return;
+        };
+        let secret = self
+            .secret_groups
+            .iter()
+            .find_map(|&i| caps.get(i))
+            .unwrap_or(whole);
+        let text = whole.as_str();
+        let (start, end) = (secret.start() - whole.start(), secret.end() - whole.start());
+        dst.push_str(text.get(..start).unwrap_or_default());
+        dst.push_str(self.label);
+        dst.push_str(text.get(end..).unwrap_or_default());
     }
 }
 
@@ -116,32 +191,6 @@ fn compile(var: &'static str, pattern: &str) -> Result<Regex, FilterError> {
             var,
             source: Box::new(source),
         })
-}
-
-fn preset(name: &str) -> Result<Replace, FilterError> {
-    let (pattern, replacement) = match name.to_ascii_lowercase().as_str() {
-        "email" => (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[email]"),
-        "ipv4" => (
-            r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b",
-            "[ipv4]",
-        ),
-        // `Authorization: Bearer x`, `"api_key": "x"`, `password=x`, `x-api-key: x`...: the key stays, so the
-        // line still says what was there.
-        "secrets" => (
-            r#"(?i)((?:authorization|proxy-authorization)["']?\s*[:=]\s*["']?(?:bearer|basic|api-token|token)?\s*|(?:api[_-]?key|apikey|access[_-]?token|secret|password|passwd|token)["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
-            "${1}[redacted]",
-        ),
-        _ => {
-            return Err(FilterError::Preset {
-                var: REDACT,
-                name: name.to_owned(),
-            })
-        }
-    };
-    Ok(Replace {
-        pattern: compile(REDACT, pattern)?,
-        replacement: replacement.to_owned(),
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Delivery: the async stage after correlation (DESIGN.md, Delivery). Records are filtered and scrubbed
-//! ([`filter`]), encoded per destination ([`encode`]) into batches cut by that destination's limits
-//! ([`batch`]), sent with bounded concurrency and retries within the caller's deadline ([`sender`], over
+//! ([`filter`], before the pipeline cuts an oversize message), encoded per destination ([`encode`]) into
+//! batches cut by that destination's limits ([`batch`]), sent with bounded concurrency and retries within the caller's deadline ([`sender`], over
 //! `export`'s HTTP, compression and retry code shared with the extension), and every line ends in the
 //! [`Ledger`], which each face turns into what its source needs.
 //!
@@ -14,6 +14,7 @@ mod dd_agent;
 pub mod encode;
 mod filter;
 mod ledger;
+mod redact;
 pub mod secrets;
 mod sender;
 mod sink;

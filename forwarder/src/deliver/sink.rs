@@ -1,9 +1,10 @@
 //! The producing side of the delivery stage: a [`Sink`] the pipeline writes records into, on its own thread.
-//! Each record is filtered and scrubbed once, then encoded into every HTTP destination's open batch and
-//! written to the local NDJSON destinations (stdout, a file). Sealed batches go to the sender over a bounded
-//! channel: when the sender is behind, the pipeline waits, so memory is bounded by the batch limits and the
-//! number of batches in flight, never by the input's size.
+//! Each message is filtered and scrubbed once, whole, then its record encoded into every HTTP destination's
+//! open batch and written to the local NDJSON destinations (stdout, a file). Sealed batches go to the sender
+//! over a bounded channel: when the sender is behind, the pipeline waits, so memory is bounded by the batch
+//! limits and the number of batches in flight, never by the input's size.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
@@ -189,14 +190,14 @@ impl DeliverySink {
 impl Sink for DeliverySink {
     type Error = DeliveryError;
 
-    fn write(&mut self, mut record: LogRecord<'_>) -> Result<(), DeliveryError> {
-        if !self.filter.keeps(&record.message) {
-            self.report.filtered += 1;
-            return Ok(());
-        }
-        if let std::borrow::Cow::Owned(scrubbed) = self.filter.scrub(&record.message) {
-            record.message = std::borrow::Cow::Owned(scrubbed);
-        }
+    fn admit<'a>(&mut self, message: Cow<'a, str>) -> Option<Cow<'a, str>> {
+        let admitted = self.filter.admit(message);
+        self.report.filtered += u64::from(admitted.is_none());
+        admitted
+    }
+
+    /// Records arrive filtered and scrubbed ([`admit`](Self::admit)).
+    fn write(&mut self, record: LogRecord<'_>) -> Result<(), DeliveryError> {
         let line = self.report.lines;
         self.report.lines += 1;
         for i in 0..self.batchers.len() {

@@ -4,12 +4,21 @@
 pub(crate) mod json_text;
 pub mod ndjson;
 
+use std::borrow::Cow;
+
 use crate::record::LogRecord;
 
 /// A destination for records. A sink may buffer; `flush` makes everything written so far durable or
 /// delivered, and only then may the source be told the data was handled.
 pub trait Sink {
     type Error: std::error::Error + Send + Sync + 'static;
+
+    /// What becomes of a message before the pipeline cuts it to the size limit: `None` drops the line (the
+    /// sink counts it as filtered), otherwise the message to forward. Filtering and scrubbing happen here
+    /// rather than in `write` so that they see the whole message. The default forwards it as it is.
+    fn admit<'a>(&mut self, message: Cow<'a, str>) -> Option<Cow<'a, str>> {
+        Some(message)
+    }
 
     fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error>;
 

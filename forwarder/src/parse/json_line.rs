@@ -169,6 +169,28 @@ type Field<'a> = Option<Cow<'a, str>>;
 
 /// `None` when the text is not a JSON object; the caller then treats it as text.
 pub(super) fn parse(text: &str) -> Option<ParsedLine> {
+    let line = read(text, Trailing::Refused)?;
+    if let Some(kind) = line.kind.as_deref().filter(|k| k.starts_with("platform.")) {
+        return Some(platform_line(kind, line.record));
+    }
+    Some(application_line(line, text))
+}
+
+/// The JSON object an application printed after a runtime prefix (`print(json.dumps(..))` in Python,
+/// `console.log(JSON.stringify(..))` in Node.js): read for the same keys as a whole JSON line, but never as a
+/// platform record, which only Lambda writes, as whole lines. Text may follow the object (a stack trace on
+/// the next lines). `None` when the body does not start with a JSON object.
+pub(super) fn parse_body(body: &str) -> Option<ParsedLine> {
+    let line = read(body, Trailing::Allowed)?;
+    Some(application_line(line, body))
+}
+
+enum Trailing {
+    Refused,
+    Allowed,
+}
+
+fn read(text: &str, trailing: Trailing) -> Option<JsonLine<'_>> {
     // serde would also accept an array for a struct.
     if !text.starts_with('{') {
         return None;
@@ -176,20 +198,23 @@ pub(super) fn parse(text: &str) -> Option<ParsedLine> {
     let mut line = JsonLine::default();
     let mut de = serde_json::Deserializer::from_str(text);
     LineSeed(&mut line).deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    if let Some(kind) = line.kind.as_deref().filter(|k| k.starts_with("platform.")) {
-        return Some(platform_line(kind, line.record));
+    if matches!(trailing, Trailing::Refused) {
+        de.end().ok()?;
     }
+    Some(line)
+}
+
+fn application_line(line: JsonLine<'_>, text: &str) -> ParsedLine {
     let severity = line.severity.map(|(_, s)| s).unwrap_or_default();
     let request_id = line.request_id.map(|(_, id)| shared_request_id(&id));
     // A marker or traceparent inside the message, or keys nested deeper than one level.
     let context = line.ids.context().or_else(|| find_trace_context(text));
-    Some(ParsedLine {
+    ParsedLine {
         severity,
         request_id,
         context,
         ..ParsedLine::default()
-    })
+    }
 }
 
 fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {

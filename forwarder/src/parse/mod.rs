@@ -66,10 +66,27 @@ pub fn parse_line(message: &str) -> ParsedLine {
         };
     }
     let prefix = runtime::parse_prefix(text);
+    // Behind a runtime prefix, a JSON object is read as a JSON line is: nested keys such as Datadog's
+    // `"dd": {"trace_id": ..}` are found only that way. Only the body holds it; the prefix has no trace.
+    let body = prefix.body.map(str::trim_start).and_then(json_line::parse_body);
+    let body_severity = body
+        .as_ref()
+        .map(|b| b.severity)
+        .filter(|s| *s != Severity::Unspecified);
+    let (body_request_id, body_context) = body.map(|b| (b.request_id, b.context)).unzip();
     ParsedLine {
-        severity: prefix.severity.unwrap_or_else(|| severity::guess(text)),
-        request_id: prefix.request_id.map(shared_request_id),
-        context: find_trace_context(text),
+        severity: prefix
+            .severity
+            .or(body_severity)
+            .unwrap_or_else(|| severity::guess(text)),
+        request_id: prefix
+            .request_id
+            .map(shared_request_id)
+            .or(body_request_id.flatten()),
+        context: match body_context {
+            Some(context) => context,
+            None => find_trace_context(text),
+        },
         ..ParsedLine::default()
     }
 }
@@ -132,6 +149,252 @@ mod tests {
             parsed.context.unwrap().trace_id.to_string(),
             "0af7651916cd43dd8448eb211c80319c"
         );
+    }
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "00f067aa0ba902b7";
+    /// 6994014047844474773 and 1 as Datadog prints them, and as the hex ids they stand for.
+    const DD_TRACE: &str = "0000000000000000610fbab87bdc9f95";
+    const DD_SPAN: &str = "0000000000000001";
+    const XRAY: &str = "1-5f35ae12-0c0fec141ab77a00bc047aa2";
+    const XRAY_AS_W3C: &str = "5f35ae120c0fec141ab77a00bc047aa2";
+
+    /// A trace id and maybe a span id, in hex.
+    type Ids = (&'static str, Option<&'static str>);
+
+    /// Every JSON form of trace context the parser reads, with the ids it stands for.
+    fn json_forms() -> Vec<(&'static str, String, Ids)> {
+        let hex = (TRACE, Some(SPAN));
+        vec![
+            (
+                "flat snake",
+                format!(r#"{{"trace_id":"{TRACE}","span_id":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                "flat camel",
+                format!(r#"{{"traceId":"{TRACE}","spanId":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                "dynatrace keys",
+                format!(r#"{{"dt.trace_id":"{TRACE}","dt.span_id":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                ".NET scope",
+                format!(r#"{{"TraceId":"{TRACE}","SpanId":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                ".NET X-Ray",
+                format!(r#"{{"TraceId":"{XRAY}"}}"#),
+                (XRAY_AS_W3C, None),
+            ),
+            (
+                "otel python",
+                format!(r#"{{"otelTraceID":"{TRACE}","otelSpanID":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                "ECS flat",
+                format!(r#"{{"trace.id":"{TRACE}","span.id":"{SPAN}"}}"#),
+                hex,
+            ),
+            (
+                "ECS nested",
+                format!(r#"{{"trace":{{"id":"{TRACE}"}},"span":{{"id":"{SPAN}"}}}}"#),
+                hex,
+            ),
+            (
+                "powertools",
+                format!(r#"{{"level":"INFO","xray_trace_id":"{XRAY}"}}"#),
+                (XRAY_AS_W3C, None),
+            ),
+            (
+                "nested object",
+                format!(r#"{{"ctx":{{"trace_id":"{TRACE}","span_id":"{SPAN}"}}}}"#),
+                hex,
+            ),
+            (
+                "array of scopes",
+                format!(r#"{{"Scopes":["req",{{"SpanId":"{SPAN}","TraceId":"{TRACE}"}}]}}"#),
+                hex,
+            ),
+            (
+                "escaped key",
+                format!(r#"{{"\u0074race_id":"{TRACE}"}}"#),
+                (TRACE, None),
+            ),
+            (
+                "datadog nested strings",
+                r#"{"message": "charged", "dd": {"trace_id": "6994014047844474773", "span_id": "1"}}"#
+                    .to_owned(),
+                (DD_TRACE, Some(DD_SPAN)),
+            ),
+            (
+                "datadog nested numbers",
+                r#"{"dd":{"service":"a","trace_id":6994014047844474773,"span_id":1},"msg":"pino"}"#
+                    .to_owned(),
+                (DD_TRACE, Some(DD_SPAN)),
+            ),
+            (
+                "datadog flat",
+                r#"{"dd.trace_id":"6994014047844474773","dd.span_id":"1"}"#.to_owned(),
+                (DD_TRACE, Some(DD_SPAN)),
+            ),
+            (
+                "traceparent in the message",
+                format!(r#"{{"message":"calling traceparent: 00-{TRACE}-{SPAN}-01"}}"#),
+                hex,
+            ),
+            (
+                "marker in the message",
+                format!(r#"{{"message":"[!dt dt.trace_id={TRACE},dt.span_id={SPAN}] hi"}}"#),
+                hex,
+            ),
+        ]
+    }
+
+    /// Every runtime prefix the parser knows, with the request id and level it gives.
+    fn prefixes() -> Vec<(&'static str, String, Option<&'static str>, Severity)> {
+        vec![
+            ("whole line", String::new(), None, Severity::Unspecified),
+            (
+                "python",
+                format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t"),
+                Some(ID),
+                Severity::Info,
+            ),
+            (
+                "node",
+                format!("2026-11-21T10:00:00.123Z\t{ID}\tWARN\t"),
+                Some(ID),
+                Severity::Warn,
+            ),
+            (
+                ".NET",
+                format!("2026-11-21T10:00:00.123Z\t{ID}\terror\t"),
+                Some(ID),
+                Severity::Error,
+            ),
+            (
+                "java",
+                format!("2026-11-21 10:00:00 {ID} INFO  Handler - "),
+                Some(ID),
+                Severity::Info,
+            ),
+            (
+                "go",
+                "2026/11/21 10:00:00 ".to_owned(),
+                None,
+                Severity::Unspecified,
+            ),
+            (
+                "rust tracing",
+                "2026-11-21T10:00:00.123Z DEBUG ".to_owned(),
+                None,
+                Severity::Debug,
+            ),
+            (
+                "ruby",
+                "E, [2026-11-21T10:00:00.123456 #8] ERROR -- : ".to_owned(),
+                None,
+                Severity::Error,
+            ),
+        ]
+    }
+
+    /// Issue 14: every JSON form after every runtime prefix, as the line's own context.
+    #[test]
+    fn every_json_form_after_every_runtime_prefix() {
+        for (prefix_name, prefix, request_id, severity) in prefixes() {
+            for (form, json, (trace, span)) in json_forms() {
+                let line = format!("{prefix}{json}\n");
+                let parsed = parse_line(&line);
+                let context = parsed
+                    .context
+                    .map(|c| (c.trace_id.to_string(), c.span_id.map(|s| s.to_string())));
+                let want = (trace.to_owned(), span.map(str::to_owned));
+                assert_eq!(context, Some(want), "{form} after {prefix_name}: {line}");
+                assert_eq!(
+                    parsed.request_id.as_deref(),
+                    request_id,
+                    "{form} after {prefix_name}"
+                );
+                let want_severity = match (prefix_name, form) {
+                    ("whole line" | "go", "powertools") => Severity::Info,
+                    _ => severity,
+                };
+                assert_eq!(parsed.severity, want_severity, "{form} after {prefix_name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_14_line_names_its_trace() {
+        let line = format!(
+            "[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t{{\"message\": \"order placed\", \"dd\": {{\"trace_id\": \"6994014047844474773\", \"span_id\": \"1\"}}}}\n"
+        );
+        let parsed = parse_line(&line);
+        assert_eq!(parsed.context.unwrap().trace_id.to_string(), DD_TRACE);
+        assert_eq!(parsed.request_id.as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn a_body_is_an_application_line_whatever_it_holds() {
+        let python = format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t");
+        // A body that claims to be a platform record is still the application's line.
+        let parsed = parse_line(&format!(
+            r#"{python}{{"type":"platform.report","record":{{"requestId":"x"}}}}"#
+        ));
+        assert_eq!((parsed.platform, parsed.request_id.as_deref()), (None, Some(ID)));
+        // Text after the object (a stack trace) does not hide it; a body that is not JSON is searched as text.
+        let parsed = parse_line(&format!(
+            "{python}{{\"dd\":{{\"trace_id\":\"5\"}}}}\nTraceback (most recent call last):"
+        ));
+        assert_eq!(parsed.context.unwrap().trace_id.low_u64(), 5);
+        let parsed = parse_line(&format!("{python}{{not json trace_id={TRACE}"));
+        assert_eq!(parsed.context.unwrap().trace_id.to_string(), TRACE);
+        // The body's own request id and level count only where the prefix has none.
+        let parsed = parse_line(r#"2026/11/21 10:00:00 {"level":"warn","requestId":"r-1","trace_id":"0"}"#);
+        assert_eq!(
+            (parsed.severity, parsed.request_id.as_deref(), parsed.context),
+            (Severity::Warn, Some("r-1"), None)
+        );
+        let parsed = parse_line(&format!(r#"{python}{{"level":"error","requestId":"r-1"}}"#));
+        assert_eq!(
+            (parsed.severity, parsed.request_id.as_deref()),
+            (Severity::Info, Some(ID))
+        );
+        for invalid in [
+            r#"{"dd":{"trace_id":"0"}}"#,
+            r#"{"dd":{"trace_id":"99999999999999999999999"}}"#,
+        ] {
+            assert_eq!(
+                parse_line(&format!("{python}{invalid}")).context,
+                None,
+                "{invalid}"
+            );
+        }
+    }
+
+    /// A body of a mebibyte costs one read of it, whatever it holds.
+    #[test]
+    fn hostile_bodies_of_a_mebibyte() {
+        const MIB: usize = 1 << 20;
+        let python = format!("[INFO]\t2026-11-21T10:00:00.123Z\t{ID}\t");
+        let deep = format!("{python}{{\"a\":{}", "[".repeat(MIB));
+        assert_eq!(parse_line(&deep).context, None);
+        let keys = format!(
+            r#"{python}{{{}"dd":{{"trace_id":5}}}}"#,
+            r#""a":{"b":1},"#.repeat(MIB / 12)
+        );
+        assert_eq!(parse_line(&keys).context.unwrap().trace_id.low_u64(), 5);
+        let unclosed = format!(r#"{python}{{"message":"{} trace_id={TRACE}"#, "{".repeat(MIB));
+        assert_eq!(parse_line(&unclosed).context.unwrap().trace_id.to_string(), TRACE);
+        let java = format!("2026-11-21 10:00:00 {ID} INFO {}", " - ".repeat(MIB / 3));
+        assert_eq!(parse_line(&java).request_id.as_deref(), Some(ID));
     }
 
     #[test]
