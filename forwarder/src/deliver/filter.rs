@@ -14,6 +14,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::redact::{self, SECRET_GROUP};
+use crate::output::Sink;
+use crate::record::LogRecord;
 
 /// Compiled patterns may not grow past this (the `regex` crate's own bound on a program's size).
 const MAX_PATTERN_SIZE: usize = 1 << 20;
@@ -58,6 +60,45 @@ pub struct Filter {
     include: Option<Regex>,
     exclude: Option<Regex>,
     replace: Vec<Replace>,
+}
+
+/// A sink behind the user's filter and scrub rules, for a face that writes records itself instead of handing
+/// them to the delivery stage (a Firehose transformation answers with its records): the same rules as every
+/// destination, and the lines dropped counted.
+#[derive(Debug)]
+pub struct Filtered<'f, S> {
+    pub inner: S,
+    filter: &'f Filter,
+    /// Lines the include and exclude patterns dropped.
+    pub filtered: u64,
+}
+
+impl<'f, S> Filtered<'f, S> {
+    pub fn new(inner: S, filter: &'f Filter) -> Self {
+        Self {
+            inner,
+            filter,
+            filtered: 0,
+        }
+    }
+}
+
+impl<S: Sink> Sink for Filtered<'_, S> {
+    type Error = S::Error;
+
+    fn admit<'a>(&mut self, message: Cow<'a, str>) -> Option<Cow<'a, str>> {
+        let admitted = self.filter.admit(message);
+        self.filtered += u64::from(admitted.is_none());
+        admitted
+    }
+
+    fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error> {
+        self.inner.write(record)
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.inner.flush()
+    }
 }
 
 #[derive(Deserialize)]

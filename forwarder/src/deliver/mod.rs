@@ -21,7 +21,7 @@ mod sink;
 mod stage;
 
 pub use self::config::{ConfigError, DeliverySetup, Destinations, SetupError};
-pub use self::filter::{Filter, FilterError};
+pub use self::filter::{Filter, FilterError, Filtered};
 pub use self::ledger::{DestinationLedger, Ledger, LineSet};
 pub use self::secrets::{SecretError, Settings};
 pub use self::sender::{HttpDestination, SendOptions};

@@ -129,6 +129,11 @@ pub struct DeliverySink {
 }
 
 impl DeliverySink {
+    /// The user's filter and scrub rules, for a face that writes some records itself.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
     pub(super) fn new(
         filter: Arc<Filter>,
         batchers: Vec<Batcher>,

@@ -15,7 +15,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::route::Forwarded;
-use crate::deliver::Ledger;
+use crate::deliver::{Filter, Filtered, Ledger};
 use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
@@ -88,6 +88,7 @@ const FAILED: &str = "ProcessingFailed";
 pub(super) fn transform(
     pipeline: &mut Pipeline,
     items: Vec<Result<Unit<'_>, InputError>>,
+    filter: &Filter,
 ) -> (KinesisFirehoseResponse, Summary) {
     let mut summary = Summary::default();
     // Every record is answered, so the frame of each is spent whatever happens: reserve it up front.
@@ -102,7 +103,13 @@ pub(super) fn transform(
     let mut records = Vec::new();
     for item in items {
         match item {
-            Ok(unit) => records.push(transform_record(pipeline, unit, &mut summary, &mut budget)),
+            Ok(unit) => records.push(transform_record(
+                pipeline,
+                unit,
+                filter,
+                &mut summary,
+                &mut budget,
+            )),
             Err(err) => {
                 // Without a record there is no id to answer: Firehose sees it missing and retries the batch.
                 count_input_error(&err, &mut summary);
@@ -118,6 +125,7 @@ pub(super) fn transform(
 fn transform_record(
     pipeline: &mut Pipeline,
     unit: Unit<'_>,
+    filter: &Filter,
     summary: &mut Summary,
     budget: &mut usize,
 ) -> KinesisFirehoseResponseRecord {
@@ -135,10 +143,15 @@ fn transform_record(
         out: Vec::new(),
         cap: base64_decoded_len(*budget),
     };
-    let mut sink = NdjsonSink::new(GzEncoder::new(capped, Compression::fast()));
+    // What goes back to Firehose goes on to a destination: the same filter and scrub rules as every other.
+    let mut sink = Filtered::new(
+        NdjsonSink::new(GzEncoder::new(capped, Compression::fast())),
+        filter,
+    );
     let outcome = pipeline.process_unit(unit, &mut sink, summary, &mut report);
+    let filtered = sink.filtered;
     let written = match outcome {
-        Ok(UnitOutcome::Complete) => sink.into_inner().finish().map(|capped| capped.out),
+        Ok(UnitOutcome::Complete) => sink.inner.into_inner().finish().map(|capped| capped.out),
         Ok(UnitOutcome::Incomplete) => {
             summary.undeliver_since(&before);
             return failed(record_id, &original, budget);
@@ -153,9 +166,12 @@ fn transform_record(
             return failed(record_id, &original, budget);
         }
     };
+    // The pipeline counts a filtered line delivered; the rules, not delivery, decided its fate.
+    summary.delivered = summary.delivered.saturating_sub(filtered);
+    summary.filtered += filtered;
     if summary.delivered == before.delivered {
-        let only_control = summary.control_messages > before.control_messages;
-        return response_record(record_id, if only_control { DROPPED } else { OK }, Vec::new());
+        let dropped = summary.control_messages > before.control_messages || filtered > 0;
+        return response_record(record_id, if dropped { DROPPED } else { OK }, Vec::new());
     }
     *budget -= base64_len(data.len());
     response_record(record_id, OK, data)

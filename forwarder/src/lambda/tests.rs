@@ -76,6 +76,34 @@ async fn transformation_answers_every_record_once() {
     assert_eq!(lines[0]["attributes"]["cloud.region"], "eu-west-1");
 }
 
+/// What a transformation answers goes on to a destination: the user's filter and scrub rules apply to it as
+/// to every other output, and the lines they drop are counted filtered.
+#[tokio::test]
+async fn a_transformation_answers_with_filtered_and_scrubbed_records() {
+    let event = sample("samples/events/firehose-transformation-streams.json");
+    let mut handler = handler_with(&[
+        ("TRACEHOSE_EXCLUDE_PATTERN", "basket|no marker"),
+        (
+            "TRACEHOSE_REPLACE",
+            r#"[{"pattern":"\\d+\\.\\d+ EUR","replacement":"<price>"}]"#,
+        ),
+    ]);
+    let (result, tally) = handler.handle_tallied(event, LEFT).await;
+    let records = records(&result.unwrap());
+    let results: Vec<&str> = records.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(results, ["Ok", "Ok", "Dropped", "Ok"]);
+    let first = gunzip(&records[0].2);
+    assert!(!first.contains("basket"), "{first}");
+    assert!(first.contains("price computed: <price>"), "{first}");
+    assert!(!gunzip(&records[1].2).contains("no marker"));
+    assert_eq!(tally.summary.filtered, 2, "{}", tally.summary);
+    let all = [&records[0].2, &records[1].2, &records[3].2]
+        .iter()
+        .map(|data| gunzip(data).lines().count() as u64)
+        .sum::<u64>();
+    assert_eq!(tally.summary.delivered, all, "{}", tally.summary);
+}
+
 #[tokio::test]
 async fn hostile_records_fail_alone() {
     let event = sample("samples/broken/firehose-batch-hostile.json");
