@@ -13,8 +13,8 @@ use crate::telemetry::FunctionLog;
 /// A single record's body is capped: Dynatrace rejects larger content and one line must not fill the buffer.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Correlation follows DESIGN.md: the line's own `[!dt ...]` marker wins, else the invocation it names or
-/// falls in.
+/// Correlation follows docs/architecture.md: the line's own `[!dt ...]` marker wins, else the invocation it
+/// names or falls in.
 pub fn log_record(log: FunctionLog, tracker: &mut Tracker) -> LogRecord {
     let now = now_nanos();
     let mut message = log.message;

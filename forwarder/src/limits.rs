@@ -1,4 +1,5 @@
-//! Bounds on everything that comes from outside (DESIGN.md): each is configurable, each has a safe default.
+//! Bounds on everything that comes from outside (docs/architecture.md): each is configurable, each has a safe
+//! default.
 
 use std::env;
 

@@ -1,4 +1,5 @@
-//! The one internal log record every input is turned into and every destination maps from (DESIGN.md).
+//! The one internal log record every input is turned into and every destination maps from
+//! (docs/architecture.md).
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `tracehose serve` over real HTTP, with requests built to the Firehose HTTP endpoint spec (FORMATS.md
+//! `tracehose serve` over real HTTP, with requests built to the Firehose HTTP endpoint spec (docs/formats.md
 //! section 5) and the local vendor intake (tests/support/intake.rs) as the destinations: gzip and plain,
 //! keys, common attributes, size and format errors, de-duplication of retries, a destination that fails
 //! then recovers, and graceful shutdown with requests in flight. What a hostile caller can cost is in

@@ -2,7 +2,7 @@
 //!
 //! Both tracehose programs speak these forms: the extension prints the invocation marker line and converts
 //! X-Ray headers, the forwarder finds the same forms inside log lines. Keeping them in one dependency-free
-//! crate keeps the marker contract (DESIGN.md) in exactly one place and the extension small.
+//! crate keeps the marker contract (docs/architecture.md) in exactly one place and the extension small.
 //!
 //! Every parser here is strict: wrong length, a non-hex digit or an all-zero id yields `None`, because a
 //! wrong join is worse than none.

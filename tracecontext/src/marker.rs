@@ -1,5 +1,6 @@
 //! The Dynatrace log marker `[!dt dt.trace_id=<32hex>,dt.span_id=<16hex>]` and the extension's invocation marker
-//! line built on it, which is how the forwarder learns an invocation's trace (DESIGN.md, Correlation).
+//! line built on it, which is how the forwarder learns an invocation's trace (docs/architecture.md,
+//! Correlation).
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
-//! An in-repository Lambda sandbox: the Extensions API and Telemetry API as Lambda serves them (FORMATS.md
-//! section 8), an OTLP backend that records what it receives and can fail on demand, and the real extension
-//! binary run as a subprocess. Shared by the integration tests and the benchmark.
+//! An in-repository Lambda sandbox: the Extensions API and Telemetry API as Lambda serves them
+//! (docs/formats.md section 8), an OTLP backend that records what it receives and can fail on demand, and the
+//! real extension binary run as a subprocess. Shared by the integration tests and the benchmark.
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! Telemetry API records as Lambda writes them (FORMATS.md section 8), for the emulator to send.
+//! Telemetry API records as Lambda writes them (docs/formats.md section 8), for the emulator to send.
 
 use serde_json::{json, Value};
 

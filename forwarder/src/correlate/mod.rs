@@ -1,5 +1,5 @@
 //! Correlate: joins each line to its invocation and each invocation to its trace, exactly by the rules of
-//! DESIGN.md, in order of strength:
+//! docs/architecture.md, in order of strength:
 //! 1. the line's own trace context;
 //! 2. the line's invocation: its own request id, else the one START/END bracket of its log stream it falls in;
 //! 3. that invocation's trace: the extension's marker line, else a trace id printed by another of its lines,

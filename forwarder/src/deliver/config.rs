@@ -1,9 +1,9 @@
-//! Which destinations are configured, from the variables users already have (DESIGN.md, Configuration):
-//! `DT_CONNECTION_BASE_URL` with `DT_LOG_COLLECTION_AUTH_TOKEN` (else `DT_CONNECTION_AUTH_TOKEN`) for
-//! Dynatrace, read by `export` as the extension reads them, the standard `OTEL_EXPORTER_OTLP_*` for OTLP,
-//! `DD_API_KEY`/`DD_SITE` (or the agent's `DD_LOGS_CONFIG_*`, see [`dd_agent`]) for Datadog,
-//! `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at start, with errors that
-//! name the variable and never quote a secret.
+//! Which destinations are configured, from the variables users already have (docs/architecture.md,
+//! Configuration): `DT_CONNECTION_BASE_URL` with `DT_LOG_COLLECTION_AUTH_TOKEN` (else
+//! `DT_CONNECTION_AUTH_TOKEN`) for Dynatrace, read by `export` as the extension reads them, the standard
+//! `OTEL_EXPORTER_OTLP_*` for OTLP, `DD_API_KEY`/`DD_SITE` (or the agent's `DD_LOGS_CONFIG_*`, see
+//! [`dd_agent`]) for Datadog, `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at
+//! start, with errors that name the variable and never quote a secret.
 
 use std::sync::Arc;
 use std::time::Duration;

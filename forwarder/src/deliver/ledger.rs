@@ -1,6 +1,6 @@
 //! The ledger: what became of every line handed to the delivery stage, per destination, and which lines
-//! failed in at least one destination, so that each face can tell its source exactly what it needs (DESIGN.md,
-//! failure table).
+//! failed in at least one destination, so that each face can tell its source exactly what it needs
+//! (docs/architecture.md, failure table).
 //!
 //! Lines are numbered in the order they reach the stage, and every batch holds a contiguous run of them, so
 //! failures are kept as ranges: exact per line, and small whatever the input's size.

@@ -1,8 +1,8 @@
-//! Delivery: the async stage after correlation (DESIGN.md, Delivery). Records are filtered and scrubbed
-//! ([`filter`], before the pipeline cuts an oversize message), encoded per destination ([`encode`]) into
-//! batches cut by that destination's limits ([`batch`]), sent with bounded concurrency and retries within the caller's deadline ([`sender`], over
-//! `export`'s HTTP, compression and retry code shared with the extension), and every line ends in the
-//! [`Ledger`], which each face turns into what its source needs.
+//! Delivery: the async stage after correlation (docs/architecture.md, Delivery). Records are filtered and
+//! scrubbed ([`filter`], before the pipeline cuts an oversize message), encoded per destination ([`encode`])
+//! into batches cut by that destination's limits ([`batch`]), sent with bounded concurrency and retries
+//! within the caller's deadline ([`sender`], over `export`'s HTTP, compression and retry code shared with the
+//! extension), and every line ends in the [`Ledger`], which each face turns into what its source needs.
 //!
 //! The pipeline is synchronous and CPU-bound; it runs on a blocking thread and writes into a
 //! [`DeliverySink`], which hands sealed batches to the sender over a bounded channel. When the sender is

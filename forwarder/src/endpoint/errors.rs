@@ -1,4 +1,4 @@
-//! Every way a request can fail, and the one place each becomes an HTTP status (FORMATS.md section 5):
+//! Every way a request can fail, and the one place each becomes an HTTP status (docs/formats.md section 5):
 //! 401 for a bad key, 400 for a malformed request, 413 only for a body that can never be accepted (Firehose
 //! does not back those up), 5xx for anything a retry may fix, so that Firehose retries and then backs the
 //! batch up to S3.

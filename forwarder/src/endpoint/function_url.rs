@@ -1,6 +1,6 @@
 //! The Lambda face: a function URL event (payload format 2.0) or an API Gateway proxy event (1.0 or 2.0)
 //! carrying a Firehose request becomes the handler's headers and body, and the handler's answer becomes
-//! the proxy response `{"statusCode","headers","body","isBase64Encoded":false}` (FORMATS.md section 5).
+//! the proxy response `{"statusCode","headers","body","isBase64Encoded":false}` (docs/formats.md section 5).
 
 use std::collections::HashMap;
 

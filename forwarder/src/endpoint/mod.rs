@@ -1,8 +1,8 @@
-//! The Firehose HTTP endpoint (FORMATS.md section 5; DESIGN.md, "Faces of the Firehose HTTP endpoint"): one
-//! handler ([`handler`]) behind two faces, a Lambda function URL or API Gateway event ([`function_url`])
-//! and `tracehose serve` ([`serve`]). Keys ([`auth`]) are checked before anything is decoded, every failure
-//! becomes its status in one place ([`errors`]), answers carry the spec's body ([`models`]), and retried
-//! request ids that were settled are answered without shipping again ([`dedup`]).
+//! The Firehose HTTP endpoint (docs/formats.md section 5; docs/architecture.md, "Faces of the Firehose HTTP
+//! endpoint"): one handler ([`handler`]) behind two faces, a Lambda function URL or API Gateway event
+//! ([`function_url`]) and `tracehose serve` ([`serve`]). Keys ([`auth`]) are checked before anything is
+//! decoded, every failure becomes its status in one place ([`errors`]), answers carry the spec's body
+//! ([`models`]), and retried request ids that were settled are answered without shipping again ([`dedup`]).
 
 pub mod auth;
 pub mod counts;

@@ -1,5 +1,5 @@
-//! The Firehose HTTP endpoint's wire (FORMATS.md section 5): the request headers that matter, the request
-//! body, and the one JSON body every answer carries, whatever its status.
+//! The Firehose HTTP endpoint's wire (docs/formats.md section 5): the request headers that matter, the
+//! request body, and the one JSON body every answer carries, whatever its status.
 
 use std::borrow::Cow;
 use std::fmt;

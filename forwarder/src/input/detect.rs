@@ -14,7 +14,7 @@ use super::lenient::Field;
 use super::model::{BadPayload, Envelope, FirehoseRecord, SubscriptionPayload};
 use crate::limits::Limits;
 
-/// The input shapes of FORMATS.md, as told apart by their keys.
+/// The input shapes of docs/formats.md, as told apart by their keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// `{"awslogs":{"data":...}}`: a Lambda subscription filter invoking tracehose directly.

@@ -1,8 +1,8 @@
 //! Input: detects the shape of what arrived and decodes it into CloudWatch Logs subscription payloads.
 //!
-//! Every shape of FORMATS.md ends up as a list of [`Unit`]s (one Firehose record, one backup line, one raw
-//! payload...), each decoded on its own so that one bad record is reported by its location while the rest of
-//! the batch goes on. Payloads borrow their text from the decoded bytes instead of copying every event.
+//! Every shape of docs/formats.md ends up as a list of [`Unit`]s (one Firehose record, one backup line, one
+//! raw payload...), each decoded on its own so that one bad record is reported by its location while the rest
+//! of the batch goes on. Payloads borrow their text from the decoded bytes instead of copying every event.
 
 pub mod budget;
 pub mod decode;

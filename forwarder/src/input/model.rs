@@ -1,6 +1,6 @@
-//! The wire shapes of FORMATS.md sections 1 and 4-6, as they are deserialised: every field a [`Field`], so a
-//! wrong type costs only the record or event that holds it, and every string borrowed from the input unless
-//! it holds escapes.
+//! The wire shapes of docs/formats.md sections 1 and 4-6, as they are deserialised: every field a [`Field`],
+//! so a wrong type costs only the record or event that holds it, and every string borrowed from the input
+//! unless it holds escapes.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -13,7 +13,7 @@ use super::lenient::{lenient_object, Field, Id, Lenient, Millis, Wrong};
 /// since names key the correlation state, accepting one would let a small input cost a lot of memory.
 pub const MAX_NAME_LEN: usize = 512;
 
-/// A CloudWatch Logs subscription payload (FORMATS.md section 1), checked: names within CloudWatch's
+/// A CloudWatch Logs subscription payload (docs/formats.md section 1), checked: names within CloudWatch's
 /// limits, every event readable. Events that were not are kept apart, counted and named.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscriptionPayload<'a> {

@@ -1,4 +1,4 @@
-//! Firehose data transformation: one result per record, every record id exactly once (FORMATS.md section
+//! Firehose data transformation: one result per record, every record id exactly once (docs/formats.md section
 //! 4). A record becomes its correlated NDJSON, gzipped so that the response stays within Firehose's 6 MB
 //! as the input did; control messages are `Dropped`; a record that cannot be decoded, or that holds anything
 //! that cannot be delivered, is `ProcessingFailed`, which Firehose backs up to S3 under `processing-failed/`.

@@ -1,12 +1,13 @@
 //! The Lambda face of `tracehose`: started with no arguments inside Lambda, it serves every event shape it
 //! can route, keeping one pipeline (and so the correlation state) warm across invocations.
 //!
-//! What the source is told follows DESIGN.md's failure table, from the delivery ledger: a direct subscription
-//! gets an error (so Lambda retries, then uses the failure destination) only when lines failed for a reason
-//! that may pass, while what can never be delivered is counted and reported; a Firehose transformation gets a
-//! result per record ([`firehose`]), in `transform` or `forward` mode; a `CreateLogGroup` event subscribes
-//! the new log group (`crate::subscribe`); a function URL or API Gateway event is a Firehose HTTP endpoint
-//! request, answered by `crate::endpoint` with the status and body the spec requires.
+//! What the source is told follows docs/architecture.md's failure table, from the delivery ledger: a direct
+//! subscription gets an error (so Lambda retries, then uses the failure destination) only when lines failed
+//! for a reason that may pass, while what can never be delivered is counted and reported; a Firehose
+//! transformation gets a result per record ([`firehose`]), in `transform` or `forward` mode; a
+//! `CreateLogGroup` event subscribes the new log group (`crate::subscribe`); a function URL or API Gateway
+//! event is a Firehose HTTP endpoint request, answered by `crate::endpoint` with the status and body the spec
+//! requires.
 
 mod firehose;
 mod report;

@@ -1,6 +1,6 @@
-//! The NDJSON contract of DESIGN.md: one object per record with `timestamp`, `message`, `severity`,
-//! `trace_id`, `span_id`, `request_id` (the last three absent when unknown), `log_group`, `log_stream` and
-//! `attributes`. Users pipe it into `jq` and tests compare it byte for byte: keep it stable.
+//! The NDJSON contract of docs/architecture.md: one object per record with `timestamp`, `message`,
+//! `severity`, `trace_id`, `span_id`, `request_id` (the last three absent when unknown), `log_group`,
+//! `log_stream` and `attributes`. Users pipe it into `jq` and tests compare it byte for byte: keep it stable.
 
 use std::io::{self, Write};
 

@@ -1,8 +1,9 @@
-//! Trace context printed inside a line, in every form of FORMATS.md section 3. Each candidate is validated
-//! (length, hex, not all zero); a form that merely looks similar yields nothing.
+//! Trace context printed inside a line, in every form of docs/formats.md section 3. Each candidate is
+//! validated (length, hex, not all zero); a form that merely looks similar yields nothing.
 //!
 //! Every search here visits each occurrence of a fixed anchor once and looks at most [`WINDOW`] bytes past it,
-//! so the time is linear in the line whatever it holds (DESIGN.md, bounds on everything from outside).
+//! so the time is linear in the line whatever it holds (docs/architecture.md, bounds on everything from
+//! outside).
 
 use std::sync::LazyLock;
 

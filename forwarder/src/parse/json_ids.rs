@@ -1,5 +1,5 @@
 //! Trace context under the keys JSON loggers print, at the top level of a line or one object down, read in
-//! the same serde pass as the rest of the line (FORMATS.md section 3):
+//! the same serde pass as the rest of the line (docs/formats.md section 3):
 //!
 //! - `trace_id`/`span_id`, `traceId`/`spanId`, `dt.trace_id`: OpenTelemetry appenders, Dynatrace, pino...
 //! - `otelTraceID`/`otelSpanID`: OpenTelemetry's Python logging instrumentation;

@@ -1,4 +1,4 @@
-//! Parse: what one Lambda or CloudWatch log line says about itself (FORMATS.md sections 2 and 3).
+//! Parse: what one Lambda or CloudWatch log line says about itself (docs/formats.md sections 2 and 3).
 //!
 //! A line is parsed on its own, without state: its severity, its request id if it names one, its own trace
 //! context, and for platform lines the event and its details. Joining lines to invocations is `correlate`'s job.

@@ -1,9 +1,10 @@
-//! `tracehose replay s3://BUCKET/PREFIX`: Firehose's S3 failed-data backups (FORMATS.md section 6) and
-//! plain CloudWatch-to-S3 objects, back through the destinations or into a Firehose stream (DESIGN.md,
-//! Replay). [`list`] pages through the objects, [`read`] streams each one as records, [`destinations`] and
-//! [`to_firehose`] (with `batch`) send them and say which were confirmed, [`position`] holds which lines
-//! of an object are, [`checkpoint`] remembers that across runs and [`lock`] keeps one run per checkpoint,
-//! [`dedup`] drops `dataId`s already sent in the run, [`lambda`] replays the object an S3 notification names.
+//! `tracehose replay s3://BUCKET/PREFIX`: Firehose's S3 failed-data backups (docs/formats.md section 6) and
+//! plain CloudWatch-to-S3 objects, back through the destinations or into a Firehose stream
+//! (docs/architecture.md, Replay). [`list`] pages through the objects, [`read`] streams each one as records,
+//! [`destinations`] and [`to_firehose`] (with `batch`) send them and say which were confirmed, [`position`]
+//! holds which lines of an object are, [`checkpoint`] remembers that across runs and [`lock`] keeps one run
+//! per checkpoint, [`dedup`] drops `dataId`s already sent in the run, [`lambda`] replays the object an S3
+//! notification names.
 //!
 //! Failure table: a record that cannot be read is reported (object key and line) and counted, and the rest
 //! goes on; a transient failure is retried (by the delivery stage, or here for PutRecordBatch) and then stops

@@ -19,7 +19,7 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Every received event ends in exactly one outcome (DESIGN.md: nothing is lost silently).
+/// Every received event ends in exactly one outcome (docs/architecture.md: nothing is lost silently).
 pub fn assert_every_event_counted(summary: &Summary, context: &str) {
     assert_eq!(
         summary.events_in,

@@ -1,6 +1,6 @@
 //! A local stand-in for the vendor log intakes (Dynatrace Log Ingest v2 and its OTLP endpoint, any OTLP/HTTP
 //! backend, Datadog logs v2), all on one port, for tests and shell suites that cannot reach the hosted
-//! services. Every request is checked against the vendor's documented contract (shared/FORMATS.md section 7)
+//! services. Every request is checked against the vendor's documented contract (docs/formats.md section 7)
 //! and recorded; faults (statuses, `Retry-After` in either form, redirects, partial successes, delays, hangs,
 //! resets) can be scripted or drawn at random.
 //!

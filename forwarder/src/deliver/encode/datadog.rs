@@ -1,4 +1,4 @@
-//! Datadog logs intake v2 (FORMATS.md section 7): a JSON array of objects with `message`, `ddsource`,
+//! Datadog logs intake v2 (docs/formats.md section 7): a JSON array of objects with `message`, `ddsource`,
 //! `service`, `hostname`, `status`, `ddtags` and attributes. Attributes are flat dotted keys, as Datadog's
 //! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
 

@@ -1,6 +1,6 @@
-//! Dynatrace Log Ingest API v2 (FORMATS.md section 7): a JSON array of flat objects, `content`, `timestamp`,
-//! `loglevel`, `dt.trace_id`, `dt.span_id` and attributes, cut to the tenant's limits, which differ between
-//! the current platform and Logs Classic.
+//! Dynatrace Log Ingest API v2 (docs/formats.md section 7): a JSON array of flat objects, `content`,
+//! `timestamp`, `loglevel`, `dt.trace_id`, `dt.span_id` and attributes, cut to the tenant's limits, which
+//! differ between the current platform and Logs Classic.
 
 use super::json::{push_str, push_str_within, push_value, Members};
 use super::{positive, Encoded, Encoder, PerSource, Refused, RequestLimits, SettingsError};

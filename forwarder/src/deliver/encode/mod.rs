@@ -1,5 +1,5 @@
-//! Encoders: one per destination, each mapping [`LogRecord`]s to its backend's conventions (DESIGN.md, record
-//! model) over the one shared batching and retry core of [`crate::deliver`].
+//! Encoders: one per destination, each mapping [`LogRecord`]s to its backend's conventions
+//! (docs/architecture.md, record model) over the one shared batching and retry core of [`crate::deliver`].
 //!
 //! An encoder turns one record into one self-contained *entry* (a JSON object, an OTLP `LogRecord`), cut to
 //! the destination's per-entry limits, and joins a run of entries into a request body. Keeping entries apart

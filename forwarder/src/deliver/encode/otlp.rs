@@ -1,6 +1,6 @@
-//! OTLP/HTTP logs in protobuf (FORMATS.md section 7): each entry is one encoded `LogRecord`; a body frames
-//! each run of one source as a `ResourceLogs` with the source's semantic-convention resource attributes and
-//! one `ScopeLogs` of scope `tracehose`, without decoding the entries again.
+//! OTLP/HTTP logs in protobuf (docs/formats.md section 7): each entry is one encoded `LogRecord`; a body
+//! frames each run of one source as a `ResourceLogs` with the source's semantic-convention resource
+//! attributes and one `ScopeLogs` of scope `tracehose`, without decoding the entries again.
 
 use std::borrow::Cow;
 use std::collections::HashSet;

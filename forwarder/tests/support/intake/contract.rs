@@ -1,4 +1,4 @@
-//! Each vendor's documented request contract (shared/FORMATS.md section 7), checked on one request. A check
+//! Each vendor's documented request contract (docs/formats.md section 7), checked on one request. A check
 //! reports every problem it finds, not just the first, so a failing test names all of them at once.
 
 use std::borrow::Cow;
@@ -406,7 +406,7 @@ fn otlp(body: &[u8], minimal: bool, out: &mut Checked) {
     }
 }
 
-/// Dynatrace Log Ingest v2 limits; the defaults are the current platform's (FORMATS.md section 7).
+/// Dynatrace Log Ingest v2 limits; the defaults are the current platform's (docs/formats.md section 7).
 #[derive(Debug, Clone)]
 pub struct DynatraceLimits {
     pub request_bytes: usize,
