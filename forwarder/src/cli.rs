@@ -45,7 +45,8 @@ pub struct ProcessArgs {
     /// across deliveries of a warm Lambda.
     pub files: Vec<PathBuf>,
     /// Refuse any single decompression larger than this (gzip-bomb cap); default 64 MiB, or what the
-    /// function's memory allows inside Lambda. Overrides TRACEHOSE_MAX_DECOMPRESSED_BYTES.
+    /// function's memory allows inside Lambda. Overrides TRACEHOSE_MAX_DECOMPRESSED_BYTES, and sets the
+    /// total per input to 16 times it unless TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES is set.
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_decompressed_bytes: Option<u64>,
 }
@@ -81,7 +82,8 @@ pub(crate) fn block_on(face: impl std::future::Future<Output = ExitCode>) -> Exi
 
 fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
     if let Some(max) = args.max_decompressed_bytes {
-        limits.max_decompressed_bytes = usize::try_from(max).unwrap_or(usize::MAX);
+        let cap = usize::try_from(max).unwrap_or(usize::MAX);
+        limits.set_max_decompressed_bytes(cap, |name| std::env::var(name).ok());
     }
     block_on(async move {
         let setup = match DeliverySetup::from_env(&Aws::default()).await {

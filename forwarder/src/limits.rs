@@ -103,11 +103,23 @@ impl Limits {
         const TOTAL: &str = "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES";
         limits.max_decompressed_total_bytes = match lookup(TOTAL) {
             Some(value) => parse_positive(TOTAL, &value)?,
-            None => limits
-                .max_decompressed_bytes
-                .saturating_mul(DEFAULT_TOTAL_IN_CAPS),
+            None => Self::default_total(limits.max_decompressed_bytes),
         };
         Ok(limits)
+    }
+
+    /// Sets the decompression cap after the environment was read (`process --max-decompressed-bytes`).
+    /// The total per input follows it as it follows the variable, unless the total was set itself (read
+    /// from `lookup`, the same environment `from_lookup` read).
+    pub fn set_max_decompressed_bytes(&mut self, cap: usize, lookup: impl Fn(&str) -> Option<String>) {
+        self.max_decompressed_bytes = cap;
+        if lookup("TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES").is_none() {
+            self.max_decompressed_total_bytes = Self::default_total(cap);
+        }
+    }
+
+    fn default_total(cap: usize) -> usize {
+        cap.saturating_mul(DEFAULT_TOTAL_IN_CAPS)
     }
 }
 
@@ -191,5 +203,22 @@ mod tests {
         assert_eq!(set.max_decompressed_total_bytes, 5000);
         let err = at(&[("TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES", "0")]).unwrap_err();
         assert_eq!(err.variable, "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES");
+    }
+
+    #[test]
+    fn a_cap_set_after_the_environment_carries_the_total_unless_the_total_was_set() {
+        let mut limits = Limits::from_lookup(|_| None).unwrap();
+        limits.set_max_decompressed_bytes(1 << 20, |_| None);
+        assert_eq!(
+            (limits.max_decompressed_bytes, limits.max_decompressed_total_bytes),
+            (1 << 20, 16 << 20)
+        );
+        let set = |n: &str| (n == "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES").then(|| "5000".to_owned());
+        let mut limits = Limits::from_lookup(set).unwrap();
+        limits.set_max_decompressed_bytes(1 << 20, set);
+        assert_eq!(
+            (limits.max_decompressed_bytes, limits.max_decompressed_total_bytes),
+            (1 << 20, 5000)
+        );
     }
 }

@@ -5,8 +5,10 @@ docs/formats.md section 6: http-endpoint-failed/ and processing-failed/ JSON lin
 CloudWatch-to-S3 objects of gzip members), runs the real binary and checks what reached the destination
 (NDJSON on stdout or in TRACEHOSE_FILE, or the objects moto's Firehose wrote), what the checkpoint holds
 and which objects are left. A partial PutRecordBatch failure is injected by a small proxy in front of moto.
-Hostile cases: a gzip object of nothing but newlines (peak memory measured), two runs on one checkpoint,
-checkpoint entries that do not fit the object (past its end, or written for other content under the key).
+Hostile cases: a gzip object of nothing but newlines (peak memory measured), an object of records that each
+inflate near the cap (stopped at its decompression budget, finished by a re-run with a larger one), two runs
+on one checkpoint, checkpoint entries that do not fit the object (past its end, or written for other content
+under the key).
 Ends with the plain 'N passed, N failed' line; exits non-zero when any case failed.
 """
 
@@ -307,6 +309,41 @@ def a_transient_destination_failure_stops_with_the_object_not_done_then_resumes(
     proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after")
     assert sorted(messages_of(proc.stdout)) == ["t1", "t2"]
     assert env.keys(b) == []
+
+
+# Each record inflates to just under the per-record cap (1 MiB here); the object's budget (4 MiB) holds four.
+BUDGET_CAP, BUDGET_TOTAL, BUDGET_RECORD = 1 << 20, 4 << 20, 900_000
+
+
+@case
+def an_object_of_records_that_each_inflate_near_the_cap_stops_at_its_budget_then_resumes_with_more(env):
+    b = env.bucket()
+    key = f"p/{HOUR}/inflating"
+    records = [([f"r{i}-" + "x" * BUDGET_RECORD], f"r{i}") for i in range(10)]
+    env.put(b, key, backup_object(records, gz=True))
+    ck = env.path("budget.ckpt")
+    small = {"TRACEHOSE_MAX_DECOMPRESSED_BYTES": str(BUDGET_CAP), "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES": str(BUDGET_TOTAL)}
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after", extra_env=small, expect_code=1)
+    sent = [m.split("-")[0] for m in messages_of(proc.stdout)]
+    # The fifth record is the one that spends the budget: what was inflated stayed within it, plus that one.
+    assert sent == ["r0", "r1", "r2", "r3"], sent
+    assert f"s3://{b}/{key}: stopped at line 5, the object is not done" in proc.stderr, proc.stderr[-2000:]
+    assert "TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES" in proc.stderr, proc.stderr[-2000:]
+    assert (stat(proc.stderr, "objects_over_budget"), stat(proc.stderr, "failed_records")) == (1, 1), proc.stderr[-2000:]
+    assert stat(proc.stderr, "objects_done") == 0
+    entries = checkpoint_entries(ck)
+    assert not any("done" in e for e in entries), entries
+    assert confirmed_lines([e for e in entries if "partial" in e][-1]) == {1, 2, 3, 4}, entries
+    assert env.keys(b) == [key]
+    # A larger budget finishes it from where it stopped; some of it was confirmed by the first run, so
+    # --delete-after keeps it.
+    larger = dict(small, TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES=str(64 << 20))
+    proc = env.run(f"s3://{b}/", "--checkpoint", ck, "--delete-after", extra_env=larger)
+    sent = [m.split("-")[0] for m in messages_of(proc.stdout)]
+    assert sent == [f"r{i}" for i in range(4, 10)], sent
+    assert (stat(proc.stderr, "objects_over_budget"), stat(proc.stderr, "objects_done")) == (0, 1)
+    assert any(e.get("done") == key for e in checkpoint_entries(ck)), checkpoint_entries(ck)
+    assert env.keys(b) == [key]
 
 
 @case

@@ -98,6 +98,12 @@ impl Budget {
         &self.clock
     }
 
+    /// The same total under a new clock: for an input handed over in parts, each part waited for under a
+    /// deadline of its own (a replayed object's segments, each one call of the delivery stage).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
     pub fn limit(&self) -> usize {
         self.limit
     }

@@ -6,6 +6,12 @@
 //! Every worker shares the run's one pipeline, taken for the length of a segment, as `process` and a warm
 //! Lambda keep one: correlation state is bounded once (not once per worker), and lines of one invocation
 //! backed up in two objects still join. Workers overlap fetching and waiting for ledgers, not parsing.
+//!
+//! Each object has one decompression budget (`TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES`) for its own gzip and
+//! its records' together, checked before each line, and each segment the delivery stage's deadline. The
+//! shared pipeline's per-input budget ([`Pipeline::begin_input`]) is not used: workers take the pipeline in
+//! turn, segment by segment, so it would mix objects. An object stopped by its budget or deadline is not
+//! done: the line it stopped at is not confirmed, so a re-run with a larger budget resumes there.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -13,14 +19,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::deliver::{DeliveryError, DeliverySetup, DeliverySink, Ledger};
-use crate::input::{split_input, Shape};
-use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
+use crate::input::{split_input, Budget, Clock, Shape, Stop};
+use crate::pipeline::{count_input_error, Pipeline, UnitOutcome, UnitWork};
 use crate::summary::Summary;
 
 use super::checkpoint::Identity;
 use super::position::Standing;
 use super::progress::Stats;
-use super::read::{Chunk, ObjectReader};
+use super::read::{Chunk, ChunkError, ObjectReader};
 use super::{Body, Ctx, ObjectEnd, Pass, ReplayError};
 
 /// Records per segment (`TRACEHOSE_REPLAY_SEGMENT_RECORDS`): a ledger (and a checkpoint step) at least this
@@ -137,7 +143,8 @@ async fn replay_pass(
         let delivered = setup
             .destinations
             .deliver(&setup.client, deadline, report, move |sink| {
-                let segment = produce_segment(&worker, &object_key, &mut reading, &skip, sink);
+                let clock = Clock::new(Some(deadline));
+                let segment = produce_segment(&worker, &object_key, &mut reading, &skip, clock, sink);
                 (reading, segment)
             })
             .await;
@@ -237,12 +244,13 @@ fn judge(segment: &Segment, ledger: &Ledger, standing: &mut Standing) -> Judged 
     }
 }
 
-/// Reads up to a segment's worth of lines into the sink, on the pipeline's thread.
+/// Reads up to a segment's worth of lines into the sink, on the pipeline's thread, until `clock` stops.
 fn produce_segment(
     ctx: &Ctx,
     key: &str,
     reading: &mut Reading,
     skip: &Standing,
+    clock: Clock,
     sink: &mut DeliverySink,
 ) -> Segment {
     let mut segment = Segment::default();
@@ -250,7 +258,11 @@ fn produce_segment(
     let mut report = |message: String| ctx.report(&format!("{name} {message}"));
     let reader = match (&mut reading.reader, reading.body.take()) {
         (Some(reader), _) => reader,
-        (None, Some(body)) => match ObjectReader::from_channel(body, ctx.limits.max_decompressed_bytes) {
+        (None, Some(body)) => match ObjectReader::from_channel(
+            body,
+            ctx.limits.max_decompressed_bytes,
+            Budget::for_input(&ctx.limits, Clock::default()),
+        ) {
             Ok(reader) => reading.reader.insert(reader),
             Err(err) => {
                 reading.ended = true;
@@ -263,6 +275,7 @@ fn produce_segment(
             return segment;
         }
     };
+    reader.budget_mut().set_clock(clock);
     let mut pipeline = ctx
         .pipeline
         .lock()
@@ -272,6 +285,11 @@ fn produce_segment(
     // Past the last line a checkpoint confirmed, runs of empty lines are taken whole.
     let skip_ends = skip.last_line();
     while segment.unit_lines.len() < ctx.segment_records && bytes < SEGMENT_BYTES && lines < SEGMENT_LINES {
+        if let Err(stop) = reader.budget_mut().check() {
+            segment.stopped = Some((reader.lines_read() + 1, over_budget(ctx, stop)));
+            reading.ended = true;
+            break;
+        }
         let max_empty = if reader.lines_read() >= skip_ends {
             SEGMENT_LINES - lines
         } else {
@@ -294,8 +312,13 @@ fn produce_segment(
             Some(Err(err)) => match err.line() {
                 Some(line) => (line, Some(err)),
                 None => {
-                    // S3 stopped sending: nothing is wrong with the data, a later run reads it again.
-                    segment.stopped = Some((reader.lines_read() + 1, err.to_string()));
+                    // S3 stopped sending, or the object's budget or deadline ran out while it was inflated:
+                    // nothing is wrong with the data, a later run reads it again.
+                    let detail = match err {
+                        ChunkError::Stopped(stop) => over_budget(ctx, stop),
+                        err => err.to_string(),
+                    };
+                    segment.stopped = Some((reader.lines_read() + 1, detail));
                     reading.ended = true;
                     break;
                 }
@@ -327,10 +350,18 @@ fn produce_segment(
             &reading.chunk,
             line,
             &mut pipeline,
+            reader.budget_mut(),
             sink,
             &mut segment,
             &mut report,
         );
+        // A line whose records spent the budget, or that ended past the deadline (its last windows not
+        // sent), is not confirmed: a re-run reads it again whole, at worst sending some of it twice.
+        if let Err(stop) = reader.budget_mut().check() {
+            segment.stopped = Some((line, over_budget(ctx, stop)));
+            reading.ended = true;
+            break;
+        }
         match readable {
             Ok(readable) => segment.handle(line, readable),
             Err(err) => {
@@ -342,12 +373,21 @@ fn produce_segment(
     segment
 }
 
-/// One line's units through the pipeline; `Ok(false)` when part of it could not be read (reported).
+/// Counts an object stopped by its budget or deadline, and says why, naming the variable to raise.
+fn over_budget(ctx: &Ctx, stop: Stop) -> String {
+    Stats::add(&ctx.stats.objects_over_budget, 1);
+    stop.to_string()
+}
+
+/// One line's units through the pipeline, their inflation drawn from `budget`; `Ok(false)` when part of it
+/// could not be read (reported).
+#[allow(clippy::too_many_arguments)]
 fn process_line(
     ctx: &Ctx,
     chunk: &[u8],
     line: u64,
     pipeline: &mut Pipeline,
+    budget: &mut Budget,
     sink: &mut DeliverySink,
     segment: &mut Segment,
     report: &mut dyn FnMut(String),
@@ -380,7 +420,8 @@ fn process_line(
         }
         sink.begin_unit();
         segment.unit_lines.push(line);
-        match pipeline.process_unit(unit, sink, &mut segment.summary, &mut at_line) {
+        let work = UnitWork::decode(unit, Arc::default(), &limits, budget);
+        match work.run(&mut *pipeline, sink, &mut segment.summary, &mut at_line) {
             Ok(UnitOutcome::Complete) => {}
             Ok(UnitOutcome::Incomplete) => {
                 Stats::add(&ctx.stats.failed_records, 1);

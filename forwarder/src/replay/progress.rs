@@ -31,6 +31,9 @@ pub struct Stats {
     /// Checkpoint entries that did not fit the object (written for other content under the key, or past
     /// its end): each reported, and the object replayed from its start.
     pub checkpoint_mismatches: AtomicU64,
+    /// Objects stopped, not done, because inflating them (the object and its records) spent their budget
+    /// (`TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES`) or their deadline passed: each reported, never deleted.
+    pub objects_over_budget: AtomicU64,
     /// Records that could not be read or decoded, or that a target refused for good: reported, counted.
     pub failed_records: AtomicU64,
     /// Object bytes read from S3 (as stored, before inflating).
@@ -121,7 +124,7 @@ impl fmt::Display for Stats {
             f,
             "objects_listed={} objects_done={} objects_incomplete={} objects_skipped={} objects_deleted={} \
              objects_kept={} records={} records_resumed={} duplicates={} blank_lines={} failed_records={} \
-             checkpoint_mismatches={} bytes={}",
+             checkpoint_mismatches={} objects_over_budget={} bytes={}",
             n(&self.objects_listed),
             n(&self.objects_done),
             n(&self.objects_incomplete),
@@ -134,6 +137,7 @@ impl fmt::Display for Stats {
             n(&self.blank_lines),
             n(&self.failed_records),
             n(&self.checkpoint_mismatches),
+            n(&self.objects_over_budget),
             n(&self.bytes),
         )
     }

@@ -3,6 +3,11 @@
 //! a line (a backup line `{"rawData",...}`) or, when a member holds no newline, the member itself (a
 //! CloudWatch-to-S3 object: one subscription payload per member, maybe several `}{`). Each chunk is capped,
 //! so memory is bounded by the largest record, whatever the object's size.
+//!
+//! The object's own inflation draws on the object's [`Budget`], as its records' inflations do: a small
+//! object of one gzip member of newlines, or of one huge line over the cap, would otherwise cost unbounded
+//! time before a single record was seen. Each read from a member is metered, so the reader stops within one
+//! read buffer of the budget, even inside a line.
 
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -10,6 +15,8 @@ use bytes::Bytes;
 use flate2::bufread::GzDecoder;
 use thiserror::Error;
 use tokio::sync::mpsc;
+
+use crate::input::{Budget, Clock, Stop};
 
 const READ_BUFFER: usize = 256 << 10;
 
@@ -29,6 +36,9 @@ pub enum ChunkError {
     Trailing { line: u64, member: u64 },
     #[error("reading the object failed: {0}")]
     Io(io::Error),
+    /// The object's budget or deadline: the object is not done, and a re-run with more resumes it.
+    #[error("{0}")]
+    Stopped(Stop),
 }
 
 impl ChunkError {
@@ -38,9 +48,53 @@ impl ChunkError {
             Self::TooLarge { line, .. } | Self::Gzip { line, .. } | Self::Trailing { line, .. } => {
                 Some(*line)
             }
-            Self::Io(_) => None,
+            Self::Io(_) | Self::Stopped(_) => None,
         }
     }
+}
+
+/// Carried inside the `io::Error` a metered read fails with, so that the reader can tell its own stop
+/// from a broken member; why it stopped is then in the object's budget.
+#[derive(Debug, Error)]
+#[error("the object's decompression budget is spent or its deadline passed")]
+struct Halted;
+
+/// A gzip member's inflated bytes, counted and allowed only up to what the object's budget has left, and
+/// only before its deadline.
+struct Metered<R: BufRead> {
+    inner: GzDecoder<R>,
+    /// Bytes this member may still produce before the budget is spent, set before each of the reader's
+    /// calls (records between them draw on the same budget).
+    allowed: usize,
+    /// Bytes produced since the reader last charged them.
+    produced: usize,
+    clock: Clock,
+}
+
+impl<R: BufRead> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.clock.check().is_err() {
+            return Err(io::Error::other(Halted));
+        }
+        let room = self.allowed.saturating_sub(self.produced);
+        if room == 0 {
+            // One byte more proves the budget exceeded; none means the member ended within it.
+            let n = self.inner.read(&mut [0u8; 1])?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.produced += n;
+            return Err(io::Error::other(Halted));
+        }
+        let take = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..take])?;
+        self.produced += n;
+        Ok(n)
+    }
+}
+
+fn halted(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|inner| inner.is::<Halted>())
 }
 
 /// A blocking `Read` over the pieces an async task receives from S3.
@@ -78,7 +132,7 @@ impl Read for ChannelReader {
 enum Source<R: BufRead> {
     Plain(R),
     /// Inside a gzip member; the buffer reads the member's inflated bytes.
-    Member(Box<BufReader<GzDecoder<R>>>),
+    Member(Box<BufReader<Metered<R>>>),
     /// Between members: the compressed stream, at the start of the next member or at its end.
     Between(R),
     Done,
@@ -102,6 +156,8 @@ pub struct ObjectReader<R: BufRead> {
     member: u64,
     /// An error met after a run of empty lines, given on the next call.
     pending: Option<ChunkError>,
+    /// What inflating the object may cost, shared with its records' inflations.
+    budget: Budget,
 }
 
 impl<R: BufRead> std::fmt::Debug for ObjectReader<R> {
@@ -114,17 +170,22 @@ impl<R: BufRead> std::fmt::Debug for ObjectReader<R> {
 }
 
 impl ObjectReader<BufReader<ChannelReader>> {
-    pub fn from_channel(rx: mpsc::Receiver<io::Result<Bytes>>, limit: usize) -> io::Result<Self> {
+    pub fn from_channel(
+        rx: mpsc::Receiver<io::Result<Bytes>>,
+        limit: usize,
+        budget: Budget,
+    ) -> io::Result<Self> {
         Self::new(
             BufReader::with_capacity(READ_BUFFER, ChannelReader::new(rx)),
             limit,
+            budget,
         )
     }
 }
 
 impl<R: BufRead> ObjectReader<R> {
-    /// `limit` caps each chunk (after inflating).
-    pub fn new(mut inner: R, limit: usize) -> io::Result<Self> {
+    /// `limit` caps each chunk (after inflating); `budget` bounds all of the object's inflation together.
+    pub fn new(mut inner: R, limit: usize, budget: Budget) -> io::Result<Self> {
         let gzip = inner.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(Self {
             source: if gzip {
@@ -136,13 +197,64 @@ impl<R: BufRead> ObjectReader<R> {
             line: 0,
             member: 0,
             pending: None,
+            budget,
         })
+    }
+
+    /// The object's budget: its records' inflations draw on it between the reader's calls.
+    pub fn budget_mut(&mut self) -> &mut Budget {
+        &mut self.budget
+    }
+
+    /// Lets the member in progress inflate what the budget has left, until its deadline.
+    fn arm(&mut self) {
+        let (allowed, clock) = (self.budget.left(), self.budget.clock().clone());
+        if let Source::Member(m) = &mut self.source {
+            let meter = m.get_mut();
+            meter.allowed = allowed;
+            meter.clock = clock;
+        }
+    }
+
+    /// Charges what the member in progress produced since it was armed.
+    fn settle(&mut self) {
+        if let Source::Member(m) = &mut self.source {
+            let produced = std::mem::take(&mut m.get_mut().produced);
+            self.settle_bytes(produced);
+        }
+    }
+
+    fn settle_bytes(&mut self, produced: usize) {
+        // A spent budget is recorded in it, and seen by the next check.
+        let _ = self.budget.charge(produced);
+    }
+
+    /// The reader's own stop (budget or deadline), as the object's budget recorded it; the object ends.
+    fn halt(&mut self) -> ChunkError {
+        self.source = Source::Done;
+        let stop = self.budget.check().err().unwrap_or(Stop::Spent {
+            limit: self.budget.limit(),
+        });
+        ChunkError::Stopped(self.budget.stop(stop))
     }
 
     /// Like [`next_chunk`](Self::next_chunk), but up to `max_empty` empty lines in a row come back as one
     /// [`Chunk::Empty`], found by a scan of the buffer rather than a call per line: an object of nothing
     /// but newlines costs its bytes, not a step per line. Lines are numbered as `next_chunk` numbers them.
     pub fn next_run(&mut self, out: &mut Vec<u8>, max_empty: u64) -> Option<Result<Chunk, ChunkError>> {
+        // Never `None` once stopped: the caller must not take a stopped object for a finished one.
+        if let Err(stop) = self.budget.check() {
+            self.source = Source::Done;
+            self.pending = None;
+            return Some(Err(ChunkError::Stopped(stop)));
+        }
+        self.arm();
+        let next = self.next_run_within(out, max_empty);
+        self.settle();
+        next
+    }
+
+    fn next_run_within(&mut self, out: &mut Vec<u8>, max_empty: u64) -> Option<Result<Chunk, ChunkError>> {
         if let Some(err) = self.pending.take() {
             return Some(Err(err));
         }
@@ -172,6 +284,11 @@ impl<R: BufRead> ObjectReader<R> {
         };
         self.line += skipped;
         if let Some(err) = failed {
+            if halted(&err) {
+                self.settle();
+                self.pending = Some(self.halt());
+                return skipped;
+            }
             let in_member = matches!(self.source, Source::Member(_));
             self.source = Source::Done;
             self.pending = Some(if in_member {
@@ -214,10 +331,13 @@ impl<R: BufRead> ObjectReader<R> {
                     Ok([]) => return None,
                     Ok([0x1f, 0x8b, ..]) => {
                         self.member += 1;
-                        self.source = Source::Member(Box::new(BufReader::with_capacity(
-                            READ_BUFFER,
-                            GzDecoder::new(r),
-                        )));
+                        let meter = Metered {
+                            inner: GzDecoder::new(r),
+                            allowed: self.budget.left(),
+                            produced: 0,
+                            clock: self.budget.clock().clone(),
+                        };
+                        self.source = Source::Member(Box::new(BufReader::with_capacity(READ_BUFFER, meter)));
                     }
                     // Numbered as a line of its own, so that the object's lines are the same on every run.
                     Ok(_) => {
@@ -231,13 +351,20 @@ impl<R: BufRead> ObjectReader<R> {
                 },
                 Source::Member(mut m) => match read_line_capped(&mut m, out, self.limit) {
                     Ok(Line::End) => {
-                        self.source = Source::Between(m.into_inner().into_inner());
+                        let meter = m.into_inner();
+                        self.settle_bytes(meter.produced);
+                        self.source = Source::Between(meter.inner.into_inner());
                     }
                     Ok(line) => {
                         self.source = Source::Member(m);
                         return Some(self.finish_line(line));
                     }
                     Err(source) => {
+                        let produced = m.get_mut().produced;
+                        self.settle_bytes(produced);
+                        if halted(&source) {
+                            return Some(Err(self.halt()));
+                        }
                         // A broken member cannot say where the next one starts: the object ends here.
                         self.line += 1;
                         return Some(Err(ChunkError::Gzip {
@@ -352,7 +479,7 @@ mod tests {
     }
 
     fn chunks(bytes: &[u8], limit: usize) -> Vec<Result<(u64, String), String>> {
-        let mut reader = ObjectReader::new(bytes, limit).unwrap();
+        let mut reader = ObjectReader::new(bytes, limit, Budget::default()).unwrap();
         let mut out = Vec::new();
         let mut all = Vec::new();
         while let Some(next) = reader.next_chunk(&mut out) {
@@ -432,7 +559,7 @@ mod tests {
 
     /// Every line as `(line, text)`, blank runs expanded, read with `next_run`; and the calls it took.
     fn runs(bytes: &[u8], max_empty: u64) -> (Lines, usize) {
-        let mut reader = ObjectReader::new(bytes, 100).unwrap();
+        let mut reader = ObjectReader::new(bytes, 100, Budget::default()).unwrap();
         let mut out = Vec::new();
         let (mut all, mut calls) = (Vec::new(), 0);
         while let Some(next) = reader.next_run(&mut out, max_empty) {
@@ -485,6 +612,70 @@ mod tests {
         assert_eq!(got.len() as u64, chunks(&broken, 100).len() as u64);
     }
 
+    /// Reads everything `next_run` gives until it ends or the budget stops it; the lines with text in them.
+    fn read_within(bytes: &[u8], limit: usize, budget: Budget) -> (Vec<u64>, Option<Stop>, Budget) {
+        let mut reader = ObjectReader::new(bytes, limit, budget).unwrap();
+        let mut out = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(next) = reader.next_run(&mut out, 1 << 20) {
+            match next {
+                Ok(Chunk::Line(line)) if !out.is_empty() => lines.push(line),
+                Ok(_) | Err(ChunkError::TooLarge { .. }) => {}
+                Err(ChunkError::Stopped(stop)) => {
+                    // Stopped stays stopped: never taken for the object's end.
+                    assert!(matches!(
+                        reader.next_run(&mut out, 1),
+                        Some(Err(ChunkError::Stopped(_)))
+                    ));
+                    return (lines, Some(stop), reader.budget);
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+        (lines, None, reader.budget)
+    }
+
+    #[test]
+    fn the_objects_own_inflation_stops_at_its_budget_even_inside_one_line() {
+        // One member: a line, then 16 MiB without a newline (over the 1 MiB line cap, so never kept).
+        let mut text = b"{\"a\":1}\n".to_vec();
+        text.extend(vec![b'x'; 16 << 20]);
+        let object = gzip(&text);
+        let limit = 2 << 20;
+        let (lines, stop, budget) = read_within(&object, 1 << 20, Budget::new(limit, Clock::default()));
+        assert_eq!(lines, [1]);
+        assert_eq!(stop, Some(Stop::Spent { limit }));
+        assert!(
+            budget.inflated() > limit && budget.inflated() <= limit + 1,
+            "{}",
+            budget.inflated()
+        );
+
+        // The same object within a budget that holds it is read to its end.
+        let (_, stop, budget) = read_within(&object, 1 << 20, Budget::new(text.len(), Clock::default()));
+        assert_eq!((stop, budget.inflated()), (None, text.len()));
+    }
+
+    #[test]
+    fn blank_lines_and_later_members_draw_on_the_same_budget() {
+        let mut object = gzip(&vec![b'\n'; 3 << 20]);
+        object.extend(gzip(b"{\"late\":1}\n"));
+        let limit = 1 << 20;
+        let (lines, stop, budget) = read_within(&object, 1 << 20, Budget::new(limit, Clock::default()));
+        assert!(lines.is_empty());
+        assert_eq!(stop, Some(Stop::Spent { limit }));
+        assert_eq!(budget.inflated(), limit + 1);
+        // What a record inflated between the reader's calls leaves that much less for the object.
+        let mut spent = Budget::new(4 << 20, Clock::default());
+        spent.charge((4 << 20) - 100).unwrap();
+        let (lines, stop, _) = read_within(&object, 1 << 20, spent);
+        assert_eq!((lines.len(), stop), (0, Some(Stop::Spent { limit: 4 << 20 })));
+        // A plain object costs no inflation at all.
+        let plain = vec![b'\n'; 3 << 20];
+        let (_, stop, budget) = read_within(&plain, 1 << 20, Budget::new(10, Clock::default()));
+        assert_eq!((stop, budget.inflated()), (None, 0));
+    }
+
     #[test]
     fn the_channel_reader_joins_pieces() {
         let (tx, rx) = mpsc::channel(4);
@@ -493,7 +684,7 @@ mod tests {
                 tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).unwrap();
             }
         });
-        let mut reader = ObjectReader::from_channel(rx, 100).unwrap();
+        let mut reader = ObjectReader::from_channel(rx, 100, Budget::default()).unwrap();
         let mut out = Vec::new();
         assert_eq!(reader.next_chunk(&mut out).unwrap().unwrap(), 1);
         assert_eq!(out, b"{\"a\":1}");

@@ -3,6 +3,11 @@
 //! After a partial failure only the failed entries are sent again, with backoff; several calls are in
 //! flight, so that the endpoint, not the replay, sets the pace. [`batch`](super::batch) says which lines
 //! the accepted records confirm.
+//!
+//! A backup line's `rawData` is sent as it was received, never inflated. What is inflated is the object's
+//! own gzip and, on the Lambda face, each record whose replays are counted in it ([`mark_attempt`]): both
+//! draw on the object's one budget (`TRACEHOSE_MAX_DECOMPRESSED_TOTAL_BYTES`), checked before each line;
+//! once it is spent the object stops, not done, at the line that spent it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,15 +22,15 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::input::decode::{base64_decode, gunzip_capped, is_gzip};
-use crate::input::{split_input, Shape, UnitData};
+use crate::input::decode::{base64_decode, gunzip_within, is_gzip};
+use crate::input::{split_input, Budget, Clock, Shape, Stop, UnitData};
 
 use super::batch::{Batch, Tracker};
 use super::checkpoint::Identity;
 use super::destinations::SEGMENT_LINES;
 use super::position::Standing;
 use super::progress::Stats;
-use super::read::{Chunk, ObjectReader};
+use super::read::{Chunk, ChunkError, ObjectReader};
 use super::{Body, Ctx, ObjectEnd, Pass, ReplayError};
 
 pub use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
@@ -232,8 +237,18 @@ fn produce(
         line,
         detail: format!("reading the object failed: {err}"),
     };
-    let mut reader = ObjectReader::from_channel(body, ctx.limits.max_decompressed_bytes)
+    // Nobody waits on this thread with a deadline: PutRecordBatch has its own, per call.
+    let budget = Budget::for_input(&ctx.limits, Clock::default());
+    let mut reader = ObjectReader::from_channel(body, ctx.limits.max_decompressed_bytes, budget)
         .map_err(|err| not_done(skip.next(), &err))?;
+    let over_budget = |line: u64, stop: Stop| {
+        Stats::add(&ctx.stats.objects_over_budget, 1);
+        ReplayError::NotDone {
+            object: name.clone(),
+            line,
+            detail: stop.to_string(),
+        }
+    };
     let mut batch = Batch::default();
     let mut chunk = Vec::new();
     let mut resumed = 0;
@@ -244,6 +259,9 @@ fn produce(
     loop {
         if batch.lines >= SEGMENT_LINES && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
             return Err(gone());
+        }
+        if let Err(stop) = reader.budget_mut().check() {
+            return Err(over_budget(reader.lines_read() + 1, stop));
         }
         let max_empty = if reader.lines_read() >= skip_ends {
             SEGMENT_LINES - batch.lines
@@ -260,6 +278,7 @@ fn produce(
                 batch.close_run(first, last, true);
                 continue;
             }
+            Err(ChunkError::Stopped(stop)) => return Err(over_budget(reader.lines_read() + 1, stop)),
             Err(err) => match err.line() {
                 Some(line) => (line, Some(err)),
                 None => return Err(not_done(reader.lines_read() + 1, &err)),
@@ -287,22 +306,24 @@ fn produce(
         let mut count = 0;
         for record in records {
             let record = match mark {
-                Some(max) => match mark_attempt(&record, ctx.limits.max_decompressed_bytes) {
-                    Ok((_, attempts)) if attempts > max => {
-                        report(
-                            line,
-                            &format!("replayed {max} times already ({ATTEMPTS_FIELD}); not sent again"),
-                        );
-                        readable = false;
-                        continue;
+                Some(max) => {
+                    match mark_attempt(&record, ctx.limits.max_decompressed_bytes, reader.budget_mut()) {
+                        Ok((_, attempts)) if attempts > max => {
+                            report(
+                                line,
+                                &format!("replayed {max} times already ({ATTEMPTS_FIELD}); not sent again"),
+                            );
+                            readable = false;
+                            continue;
+                        }
+                        Ok((marked, _)) => marked,
+                        Err(err) => {
+                            report(line, &err.to_string());
+                            readable = false;
+                            continue;
+                        }
                     }
-                    Ok((marked, _)) => marked,
-                    Err(err) => {
-                        report(line, &err.to_string());
-                        readable = false;
-                        continue;
-                    }
-                },
+                }
                 None => record,
             };
             if record.len() > MAX_RECORD_BYTES {
@@ -322,6 +343,10 @@ fn produce(
             batch.bytes += record.len();
             batch.entries.push((line, record));
             count += 1;
+        }
+        // Not closed, so not confirmed: a re-run with a larger budget sends the line again whole.
+        if let Some(stop) = reader.budget_mut().stopped() {
+            return Err(over_budget(line, stop));
         }
         if !readable {
             Stats::add(&ctx.stats.failed_records, 1);
@@ -391,11 +416,11 @@ pub enum MarkError {
 /// Counts one more replay in a record (the Lambda face's loop guard): a subscription payload (a JSON object,
 /// gzipped or not) gets `"tracehoseReplayAttempts":N` as its first key, which every reader of payloads
 /// ignores as an unknown field. Returns the record to send and its new count; a record that is not a JSON
-/// object is sent as it is, with a count of 1.
-pub fn mark_attempt(record: &[u8], limit: usize) -> Result<(Vec<u8>, u32), MarkError> {
+/// object is sent as it is, with a count of 1. Inflating it draws on the object's `budget`.
+pub fn mark_attempt(record: &[u8], limit: usize, budget: &mut Budget) -> Result<(Vec<u8>, u32), MarkError> {
     let gzipped = is_gzip(record);
     let text = if gzipped {
-        gunzip_capped(record, limit).map_err(|err| MarkError::Gzip(err.to_string()))?
+        gunzip_within(record, limit, budget).map_err(|err| MarkError::Gzip(err.to_string()))?
     } else {
         record.to_vec()
     };
@@ -431,16 +456,22 @@ pub fn mark_attempt(record: &[u8], limit: usize) -> Result<(Vec<u8>, u32), MarkE
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::input::decode::gunzip_capped;
 
     #[test]
     fn attempts_are_counted_in_the_payload_gzipped_or_not() {
-        let (once, n) = mark_attempt(br#"{"messageType":"DATA_MESSAGE"}"#, 1 << 20).unwrap();
+        let (once, n) = mark_attempt(
+            br#"{"messageType":"DATA_MESSAGE"}"#,
+            1 << 20,
+            &mut Budget::default(),
+        )
+        .unwrap();
         assert_eq!(n, 1);
         assert_eq!(
             once,
             br#"{"tracehoseReplayAttempts":1,"messageType":"DATA_MESSAGE"}"#
         );
-        let (twice, n) = mark_attempt(&gzip(&once), 1 << 20).unwrap();
+        let (twice, n) = mark_attempt(&gzip(&once), 1 << 20, &mut Budget::default()).unwrap();
         assert_eq!(n, 2);
         let text = gunzip_capped(&twice, 1 << 20).unwrap();
         assert_eq!(
@@ -448,11 +479,11 @@ mod tests {
             br#"{"tracehoseReplayAttempts":2,"messageType":"DATA_MESSAGE"}"#
         );
         assert_eq!(
-            mark_attempt(b"{}", 100).unwrap().0,
+            mark_attempt(b"{}", 100, &mut Budget::default()).unwrap().0,
             br#"{"tracehoseReplayAttempts":1}"#
         );
         assert_eq!(
-            mark_attempt(b"bare text", 100).unwrap(),
+            mark_attempt(b"bare text", 100, &mut Budget::default()).unwrap(),
             (b"bare text".to_vec(), 1)
         );
         let payload = crate::input::parse_payload(&once).unwrap();
