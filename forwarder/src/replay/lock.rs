@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::CheckpointError;
@@ -114,24 +115,12 @@ fn host_name() -> String {
         .unwrap_or_else(|| "an unknown host".to_owned())
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for epoch seconds (Howard Hinnant's civil-from-days).
+/// `YYYY-MM-DDTHH:MM:SSZ` for epoch seconds, with the SDK's own date type (replay already speaks S3); a time
+/// it cannot write (past year 9999) is given in seconds.
 fn format_utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    DateTime::from_secs(secs)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| format!("{secs} s after the epoch"))
 }
 
 #[cfg(test)]
