@@ -20,3 +20,4 @@ pub mod record;
 pub mod replay;
 pub mod subscribe;
 pub mod summary;
+pub mod telemetry;

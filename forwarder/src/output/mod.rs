@@ -7,6 +7,7 @@ pub mod ndjson;
 use std::borrow::Cow;
 
 use crate::record::LogRecord;
+use crate::telemetry::Invocation;
 
 /// A destination for records. A sink may buffer; `flush` makes everything written so far durable or
 /// delivered, and only then may the source be told the data was handled.
@@ -21,6 +22,11 @@ pub trait Sink {
     }
 
     fn write(&mut self, record: LogRecord<'_>) -> Result<(), Self::Error>;
+
+    /// A finished invocation's platform telemetry (metrics, its span). Sinks that carry none ignore it.
+    fn invocation(&mut self, _invocation: &Invocation) -> Result<(), Self::Error> {
+        Ok(())
+    }
 
     fn flush(&mut self) -> Result<(), Self::Error>;
 }

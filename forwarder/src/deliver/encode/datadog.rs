@@ -3,7 +3,7 @@
 //! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
 
 use super::json::{push_str, push_str_within, push_value, Members};
-use super::{non_empty, Encoded, Encoder, PerSource, RequestLimits, SettingsError};
+use super::{non_empty, Encoded, Encoder, PerSource, RequestLimits, SettingsError, Wire};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -134,7 +134,7 @@ fn status(severity: Severity) -> Option<&'static str> {
     })
 }
 
-impl Encoder for DatadogEncoder {
+impl Wire for DatadogEncoder {
     fn name(&self) -> &'static str {
         "datadog"
     }
@@ -146,7 +146,9 @@ impl Encoder for DatadogEncoder {
     fn limits(&self) -> RequestLimits {
         self.limits
     }
+}
 
+impl Encoder for DatadogEncoder {
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
         let max_entry = self.max_entry_bytes();

@@ -3,7 +3,7 @@
 //! differ between the current platform and Logs Classic.
 
 use super::json::{push_str, push_str_within, push_value, Members};
-use super::{positive, Encoded, Encoder, PerSource, Refused, RequestLimits, SettingsError};
+use super::{positive, Encoded, Encoder, PerSource, Refused, RequestLimits, SettingsError, Wire};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -181,7 +181,7 @@ impl DynatraceEncoder {
     }
 }
 
-impl Encoder for DynatraceEncoder {
+impl Wire for DynatraceEncoder {
     fn name(&self) -> &'static str {
         "dynatrace"
     }
@@ -200,7 +200,9 @@ impl Encoder for DynatraceEncoder {
     fn refused(&self, answer: &tracehose_export::Delivered, entries: usize) -> Refused {
         super::answer::dynatrace(answer, entries)
     }
+}
 
+impl Encoder for DynatraceEncoder {
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
         let max_entry = self.max_entry_bytes();

@@ -185,7 +185,9 @@ pub struct RequestLimits {
     pub max_entries: usize,
 }
 
-pub trait Encoder: Send + Sync + std::fmt::Debug {
+/// How one destination frames and sends entries, whatever they encode (log records, invocations): the half of
+/// an encoder the batching core and the sender need.
+pub trait Wire: Send + Sync + std::fmt::Debug {
     /// Short name for the ledger and diagnostics (`dynatrace`, `otlp`, `datadog`); never a secret.
     fn name(&self) -> &'static str;
 
@@ -193,9 +195,6 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
     fn content_type(&self) -> &'static str;
 
     fn limits(&self) -> RequestLimits;
-
-    /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
-    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
 
     // The framing below defaults to a flat JSON array (`[` entries separated by `,` `]`), which is what the
     // JSON destinations send; OTLP frames its entries in protobuf messages instead.
@@ -226,6 +225,12 @@ pub trait Encoder: Send + Sync + std::fmt::Debug {
     fn refused(&self, _answer: &tracehose_export::Delivered, _entries: usize) -> Refused {
         Refused::default()
     }
+}
+
+/// A log destination's encoder: one [`LogRecord`] to one entry, framed by its [`Wire`].
+pub trait Encoder: Wire {
+    /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
+    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
 }
 
 /// Records and batches as the pipeline and the batching core make them, for the encoders' tests.

@@ -16,7 +16,7 @@ use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
 use super::{
-    non_empty, Encoded, Encoder, Entries, PerSource, Refused, RequestLimits, SettingsError, TRUNCATED,
+    non_empty, Encoded, Encoder, Entries, PerSource, Refused, RequestLimits, SettingsError, Wire, TRUNCATED,
 };
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
@@ -272,7 +272,7 @@ fn unix_nanos_of_ms(ms: i64) -> u64 {
 /// The W3C sampled flag: a line that carries a trace id belongs to a trace someone recorded.
 const SAMPLED: u32 = 0x01;
 
-impl Encoder for OtlpEncoder {
+impl Wire for OtlpEncoder {
     fn name(&self) -> &'static str {
         "otlp"
     }
@@ -289,6 +289,50 @@ impl Encoder for OtlpEncoder {
         super::answer::otlp_logs(answer, entries)
     }
 
+    fn body_overhead(&self) -> usize {
+        0
+    }
+
+    fn run_overhead(&self, source: &Source) -> usize {
+        let resource_len = match self.resources.peek(source) {
+            Some(resource) => resource.len(),
+            None => self.encode_resource(source).len(),
+        };
+        // The varints of a run's lengths grow with its records: count them at their widest.
+        let widest = encoded_len_varint(u64::MAX);
+        3 * (1 + widest) + resource_len + framed(self.scope.len())
+    }
+
+    fn entry_overhead(&self, entry_len: usize) -> usize {
+        framed(entry_len) - entry_len
+    }
+
+    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (run, source) in entries.runs(range) {
+            let resource = self.resource(&source);
+            let records_len: usize = run.clone().map(|i| framed(entries.entry(i).len())).sum();
+            let (resource_logs, scope_logs) = self.run_lengths(resource.len(), records_len);
+            // ExportLogsServiceRequest.resource_logs = 1
+            frame(&mut out, 1, resource_logs);
+            // ResourceLogs.resource = 1, ResourceLogs.scope_logs = 2
+            frame(&mut out, 1, resource.len());
+            out.extend_from_slice(&resource);
+            frame(&mut out, 2, scope_logs);
+            // ScopeLogs.scope = 1, ScopeLogs.log_records = 2
+            frame(&mut out, 1, self.scope.len());
+            out.extend_from_slice(&self.scope);
+            for i in run {
+                let entry = entries.entry(i);
+                frame(&mut out, 2, entry.len());
+                out.extend_from_slice(entry);
+            }
+        }
+        out
+    }
+}
+
+impl Encoder for OtlpEncoder {
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
         let max_attribute = self.max_attribute_bytes();
         let mut truncated = false;
@@ -332,48 +376,6 @@ impl Encoder for OtlpEncoder {
             bytes: out.len() - start,
             truncated,
         }
-    }
-
-    fn body_overhead(&self) -> usize {
-        0
-    }
-
-    fn run_overhead(&self, source: &Source) -> usize {
-        let resource_len = match self.resources.peek(source) {
-            Some(resource) => resource.len(),
-            None => self.encode_resource(source).len(),
-        };
-        // The varints of a run's lengths grow with its records: count them at their widest.
-        let widest = encoded_len_varint(u64::MAX);
-        3 * (1 + widest) + resource_len + framed(self.scope.len())
-    }
-
-    fn entry_overhead(&self, entry_len: usize) -> usize {
-        framed(entry_len) - entry_len
-    }
-
-    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (run, source) in entries.runs(range) {
-            let resource = self.resource(&source);
-            let records_len: usize = run.clone().map(|i| framed(entries.entry(i).len())).sum();
-            let (resource_logs, scope_logs) = self.run_lengths(resource.len(), records_len);
-            // ExportLogsServiceRequest.resource_logs = 1
-            frame(&mut out, 1, resource_logs);
-            // ResourceLogs.resource = 1, ResourceLogs.scope_logs = 2
-            frame(&mut out, 1, resource.len());
-            out.extend_from_slice(&resource);
-            frame(&mut out, 2, scope_logs);
-            // ScopeLogs.scope = 1, ScopeLogs.log_records = 2
-            frame(&mut out, 1, self.scope.len());
-            out.extend_from_slice(&self.scope);
-            for i in run {
-                let entry = entries.entry(i);
-                frame(&mut out, 2, entry.len());
-                out.extend_from_slice(entry);
-            }
-        }
-        out
     }
 }
 

@@ -1,0 +1,78 @@
+//! Platform telemetry: what a Lambda function's own platform lines (`START`, `REPORT`, `Task timed out`,
+//! out-of-memory messages) say about each invocation, turned into one [`Invocation`] per request id. The
+//! delivery stage encodes it for each backend in its own idiom: Datadog enhanced metrics, OTLP metrics with
+//! the FaaS conventions, and one invocation span (docs/formats.md, section 9).
+//!
+//! The pipeline observes every line before the user's filter (a REPORT line excluded from the logs still
+//! counts) and hands each finished invocation to its sink ([`crate::output::Sink::invocation`]); sinks that
+//! carry no telemetry (NDJSON) ignore it.
+
+use std::sync::Arc;
+
+use tracehose_tracecontext::{SpanId, TraceId};
+
+use crate::record::Source;
+
+/// What the function runs on: the price of a GB-second depends on it, and no log line says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Architecture {
+    #[default]
+    X86_64,
+    Arm64,
+}
+
+/// How an invocation ended, from its REPORT's status (text `Status:` or JSON `status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Outcome {
+    #[default]
+    Success,
+    Error,
+    Timeout,
+    /// The platform's own failure (`failure`, or any status this version does not know).
+    Failure,
+}
+
+/// The ids of an invocation's span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanIds {
+    pub trace_id: TraceId,
+    /// The invocation span's own id: the X-Ray segment id, or one derived from the request id.
+    pub span_id: SpanId,
+    /// `Parent=` of the X-Ray header, when the invocation was called from a traced caller.
+    pub parent_span_id: Option<SpanId>,
+    /// The ids were derived from the request id (`TRACEHOSE_INVOCATION_SPANS=all`), not given by X-Ray.
+    pub derived: bool,
+}
+
+/// One finished invocation, as its platform lines describe it: made once per request id, at its REPORT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub source: Arc<Source>,
+    pub request_id: Arc<str>,
+    /// The REPORT's event timestamp, epoch milliseconds: the metrics' timestamp.
+    pub report_ms: i64,
+    /// When the invocation started, epoch milliseconds: its START's timestamp when seen, else the REPORT's
+    /// timestamp less its duration.
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    pub billed_duration_ms: Option<f64>,
+    /// Present on cold starts only.
+    pub init_duration_ms: Option<f64>,
+    pub restore_duration_ms: Option<f64>,
+    pub memory_size_mb: Option<u64>,
+    pub max_memory_used_mb: Option<u64>,
+    pub outcome: Outcome,
+    pub error_type: Option<String>,
+    pub cold_start: bool,
+    /// Timed out: `Status: timeout`, JSON `"status":"timeout"`, or a `Task timed out after` line.
+    pub timed_out: bool,
+    /// Ran out of memory: `Runtime.OutOfMemory`, a runtime's out-of-memory message, or all memory used.
+    pub out_of_memory: bool,
+    /// Lambda Managed Instances report only a duration: nothing is billed per invocation, so no cost.
+    pub managed_instances: bool,
+    /// The function version its START named (`$LATEST`, `42`), when seen.
+    pub version: Option<String>,
+    pub architecture: Architecture,
+    /// Set when an invocation span is to be made for it (`TRACEHOSE_INVOCATION_SPANS`).
+    pub span: Option<SpanIds>,
+}
