@@ -33,6 +33,8 @@ pub enum ConfigError {
     Invalid { var: &'static str, reason: String },
     #[error(transparent)]
     Encoder(#[from] super::encode::SettingsError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::SettingsError),
     #[error("{var} is set but {missing} is not")]
     Incomplete {
         var: &'static str,
@@ -59,6 +61,8 @@ pub struct Destinations {
     pub retry: RetryPolicy,
     /// How many times a batch refused with 413 may be halved (`TRACEHOSE_SPLIT_DEPTH`).
     pub split_depth: u32,
+    /// Platform metrics and invocation spans (`TRACEHOSE_LAMBDA_METRICS`, `TRACEHOSE_INVOCATION_SPANS`).
+    pub telemetry: crate::telemetry::Settings,
 }
 
 impl Destinations {
@@ -74,6 +78,7 @@ impl Destinations {
         if let Some(d) = datadog(&lookup)? {
             http.push(d);
         }
+        let telemetry = crate::telemetry::Settings::from_lookup(&lookup, !http.is_empty())?;
         let file = lookup("TRACEHOSE_FILE").map(std::path::PathBuf::from);
         let stdout = match lookup("TRACEHOSE_STDOUT") {
             Some(value) => parse_bool("TRACEHOSE_STDOUT", &value)?,
@@ -92,6 +97,7 @@ impl Destinations {
                 max_backoff: Duration::from_secs(10),
             },
             split_depth: number(&lookup, "TRACEHOSE_SPLIT_DEPTH", 4, 0..=16)? as u32,
+            telemetry,
         })
     }
 

@@ -76,3 +76,75 @@ pub struct Invocation {
     /// Set when an invocation span is to be made for it (`TRACEHOSE_INVOCATION_SPANS`).
     pub span: Option<SpanIds>,
 }
+
+/// Which invocations get a span made from their platform lines (`TRACEHOSE_INVOCATION_SPANS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SpanMode {
+    Off,
+    /// Only invocations whose platform lines carry X-Ray ids (active tracing): every id is the platform's own.
+    #[default]
+    Xray,
+    /// Every invocation: with no X-Ray ids, ids derived from the request id, and marked as derived.
+    All,
+}
+
+/// What platform telemetry to make, read once at start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `TRACEHOSE_LAMBDA_METRICS`: on by default when a destination that takes metrics is configured.
+    pub metrics: bool,
+    pub spans: SpanMode,
+    /// `TRACEHOSE_LAMBDA_ARCHITECTURE`, for the estimated cost.
+    pub architecture: Architecture,
+}
+
+/// A telemetry setting is invalid: names the variable and what it accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: expected {expected}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub expected: &'static str,
+}
+
+impl Settings {
+    /// Reads the settings; `metrics_capable` says whether a configured destination takes metrics.
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        metrics_capable: bool,
+    ) -> Result<Self, SettingsError> {
+        let read = |var: &'static str, expected: &'static str| {
+            let value = lookup(var).map(|v| v.trim().to_ascii_lowercase());
+            (value.filter(|v| !v.is_empty()), SettingsError { var, expected })
+        };
+        let metrics = match read("TRACEHOSE_LAMBDA_METRICS", "on or off") {
+            (None, _) => metrics_capable,
+            (Some(v), err) => match v.as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => return Err(err),
+            },
+        };
+        let spans = match read("TRACEHOSE_INVOCATION_SPANS", "off, xray or all") {
+            (None, _) => SpanMode::default(),
+            (Some(v), err) => match v.as_str() {
+                "off" => SpanMode::Off,
+                "xray" => SpanMode::Xray,
+                "all" => SpanMode::All,
+                _ => return Err(err),
+            },
+        };
+        let architecture = match read("TRACEHOSE_LAMBDA_ARCHITECTURE", "x86_64 or arm64") {
+            (None, _) => Architecture::default(),
+            (Some(v), err) => match v.as_str() {
+                "x86_64" | "x86-64" | "amd64" => Architecture::X86_64,
+                "arm64" | "aarch64" => Architecture::Arm64,
+                _ => return Err(err),
+            },
+        };
+        Ok(Self {
+            metrics,
+            spans,
+            architecture,
+        })
+    }
+}
