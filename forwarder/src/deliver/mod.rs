@@ -24,5 +24,5 @@ pub use self::config::{ConfigError, DeliverySetup, Destinations, SetupError};
 pub use self::filter::{Filter, FilterError, Filtered};
 pub use self::ledger::{DestinationLedger, Ledger, LineSet};
 pub use self::secrets::{SecretError, Settings};
-pub use self::sender::{HttpDestination, SendOptions};
+pub use self::sender::{HttpDestination, LaneEncoder, SendOptions};
 pub use self::sink::{DeliveryError, DeliverySink, LocalDestination};
