@@ -204,6 +204,11 @@ impl<R: Fn(String)> Tally<R> {
                 return;
             }
         };
+        self.add_outcome(outcome);
+    }
+
+    /// Counts one batch's outcome in its row, and, for a lane of lines, in the lines' failures.
+    fn add_outcome(&mut self, outcome: BatchOutcome) {
         let d = &mut self.ledger.destinations[outcome.lane];
         d.delivered += outcome.delivered;
         d.retried += outcome.retried;
@@ -380,6 +385,91 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+
+    fn lanes() -> Vec<HttpDestination> {
+        use crate::deliver::encode::datadog::{DatadogEncoder, DatadogSettings};
+        use crate::deliver::encode::dd_metrics::DatadogMetricsEncoder;
+        let destination = |name| Destination {
+            name,
+            url: "http://127.0.0.1:9".into(),
+            headers: Default::default(),
+            compression: tracehose_export::Compression::None,
+            timeout: std::time::Duration::from_secs(1),
+            max_body_bytes: 1 << 20,
+        };
+        vec![
+            HttpDestination {
+                encoder: LaneEncoder::Lines(Arc::new(DatadogEncoder::new(DatadogSettings::default()))),
+                destination: destination("datadog"),
+            },
+            HttpDestination {
+                encoder: LaneEncoder::Invocations(Arc::new(DatadogMetricsEncoder::new(
+                    &DatadogSettings::default(),
+                ))),
+                destination: destination("datadog-metrics"),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_telemetry_lanes_failures_stay_in_its_row() {
+        let reported = RefCell::new(Vec::new());
+        let mut tally = Tally::new(&lanes(), |e| reported.borrow_mut().push(e));
+        let outcome = |lane, delivered, failed: std::ops::Range<u64>, rejected: std::ops::Range<u64>| {
+            let mut outcome = BatchOutcome {
+                lane,
+                delivered,
+                requests: 2,
+                ..BatchOutcome::default()
+            };
+            outcome.failed.insert(failed);
+            outcome.rejected.insert(rejected);
+            outcome
+        };
+        // Lines 0..3 (units 0..2 and 2..3) and invocations 0..4: the same numbers, counted apart.
+        tally.add_outcome(outcome(0, 2, 1..2, 0..0));
+        tally.add_outcome(outcome(1, 1, 2..3, 0..1));
+        let mut too_large = LineSet::default();
+        too_large.insert(3..4);
+        let ledger = tally.finish(SinkReport {
+            lines: 3,
+            unit_starts: vec![0, 2],
+            offered: vec![3, 4],
+            too_large: vec![LineSet::default(), too_large],
+            ..SinkReport::default()
+        });
+        let (lines, metrics) = (&ledger.destinations[0], &ledger.destinations[1]);
+        assert_eq!(
+            (lines.received, lines.delivered, lines.failed, lines.rejected),
+            (3, 2, 1, 0)
+        );
+        assert_eq!(
+            (
+                metrics.received,
+                metrics.delivered,
+                metrics.failed,
+                metrics.rejected
+            ),
+            (4, 1, 1, 2)
+        );
+        assert_eq!(
+            (ledger.failed.len(), ledger.rejected.len()),
+            (1, 0),
+            "the lines' only"
+        );
+        assert!(!ledger.unit_complete(0), "line 1 failed in the log lane");
+        assert!(
+            ledger.unit_complete(1),
+            "invocations 2 and 3 failing is no line's failure"
+        );
+        let reported = reported.into_inner();
+        assert!(
+            reported
+                .iter()
+                .any(|e| e.starts_with("datadog-metrics: 1 invocation(s) too large")),
+            "{reported:?}"
+        );
+    }
 
     #[test]
     fn distinct_errors_are_reported_up_to_a_bound_and_the_rest_counted() {

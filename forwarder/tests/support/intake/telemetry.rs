@@ -255,7 +255,7 @@ pub(crate) fn distributions(body: &[u8], minimal: bool, out: &mut Checked) {
     let series = series.clone();
     let mut problems = Problems { out, more: 0 };
     for (i, s) in series.iter().enumerate() {
-        if !s["metric"].as_str().is_some_and(|m| !m.is_empty()) {
+        if s["metric"].as_str().is_none_or(str::is_empty) {
             problems.push(400, format!("series {i}: no `metric`"));
         }
         if s["type"] != "distribution" {
