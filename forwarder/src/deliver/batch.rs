@@ -169,3 +169,51 @@ impl<E: Wire + ?Sized> Batcher<E> {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::deliver::encode::datadog::DatadogSettings;
+    use crate::deliver::encode::dd_metrics::DatadogMetricsEncoder;
+    use crate::deliver::encode::figures::testing::invocation;
+
+    #[test]
+    fn invocations_batch_on_the_same_core_numbered_apart() {
+        let encoder: Arc<dyn InvocationEncoder> =
+            Arc::new(DatadogMetricsEncoder::new(&DatadogSettings::default()));
+        let one = {
+            let mut out = Vec::new();
+            encoder.encode(&invocation(), &mut out);
+            out.len()
+        };
+        // Room for two invocations a request, not three.
+        let max = encoder.body_overhead() + 2 * (one + 1) + one / 2;
+        let mut batcher = Batcher::new(7, Arc::clone(&encoder), max);
+        let mut sealed = Vec::new();
+        for number in 0..5 {
+            let added = batcher.add_invocation(&invocation(), number);
+            assert!(!added.too_large);
+            sealed.extend(added.sealed);
+        }
+        sealed.extend(batcher.seal());
+        let batches: Vec<(usize, Range<u64>)> = sealed.iter().map(|s| (s.lane, s.lines.clone())).collect();
+        assert_eq!(batches, [(7, 0..2), (7, 2..4), (7, 4..5)]);
+        for batch in &sealed {
+            let body = encoder.body(&batch.entries, 0..batch.entries.len());
+            assert!(body.len() <= max);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let invocations = v["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["metric"] == "aws.lambda.enhanced.invocations")
+                .count();
+            assert_eq!(invocations, batch.entries.len());
+        }
+        // Too large even alone: not batched, and what was open is sealed first.
+        let mut small = Batcher::new(0, encoder, one / 2);
+        let added = small.add_invocation(&invocation(), 0);
+        assert!(added.too_large && added.sealed.is_none());
+    }
+}

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
-use tracehose_export::config::{dynatrace_connection, otlp_from_env, ConfigError as ExportConfigError};
+use tracehose_export::config::{
+    dynatrace_connection, dynatrace_from_env, otlp_from_env, ConfigError as ExportConfigError,
+};
 use tracehose_export::{Compression, Destination, RetryPolicy, Signal};
 
 use super::dd_agent;
@@ -279,8 +281,16 @@ fn telemetry_lanes(
         if !on {
             continue;
         }
-        if let Some(destination) = otlp_from_env(signal, lookup)? {
-            let (name, encoder) = otlp_lane(signal, "otlp", otlp_settings()?, destination.max_body_bytes);
+        let dynatrace = match dynatrace_from_env(signal, lookup) {
+            Ok(destination) => destination,
+            Err(ExportConfigError::Incomplete { .. }) if !asked(asked_var) => None,
+            Err(err) => return Err(err.into()),
+        };
+        for (backend, destination) in [("otlp", otlp_from_env(signal, lookup)?), ("dynatrace", dynatrace)] {
+            let Some(destination) = destination else {
+                continue;
+            };
+            let (name, encoder) = otlp_lane(signal, backend, otlp_settings()?, destination.max_body_bytes);
             let max_body_bytes = encoder.limits().max_body_bytes;
             lanes.push(HttpDestination {
                 destination: Destination {
@@ -290,31 +300,6 @@ fn telemetry_lanes(
                 },
                 encoder: LaneEncoder::Invocations(encoder),
             });
-        }
-        let connection = match dynatrace_connection(signal, lookup) {
-            Ok(connection) => connection,
-            Err(ExportConfigError::Incomplete { .. }) if !asked(asked_var) => None,
-            Err(err) => return Err(err.into()),
-        };
-        if let Some(connection) = connection {
-            let mut headers = HeaderMap::new();
-            headers.insert(AUTHORIZATION, connection.authorization);
-            let max_body_bytes = match signal {
-                Signal::Traces => 8_000_000,
-                _ => 2_000_000,
-            };
-            let (_, encoder) = otlp_lane(signal, "dynatrace", otlp_settings()?, max_body_bytes);
-            let path = match signal {
-                Signal::Traces => "traces",
-                _ => "metrics",
-            };
-            lanes.push(http(
-                LaneEncoder::Invocations(encoder),
-                format!("{}/api/v2/otlp/v1/{path}", connection.base),
-                headers,
-                Compression::Gzip,
-                DEFAULT_TIMEOUT,
-            ));
         }
     }
     if metrics {

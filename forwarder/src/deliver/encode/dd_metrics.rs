@@ -1,7 +1,7 @@
 //! Datadog enhanced Lambda metrics (docs/formats.md, section 9): each finished invocation becomes the
 //! distribution series the Datadog Forwarder makes of a REPORT line, under the same names
 //! (`aws.lambda.enhanced.*`), units (seconds, MB, USD) and tags (`functionname`, `aws_account`, `region`,
-//! `memorysize`, `cold_start`), posted to the public distribution API:
+//! `memorysize`, `cold_start`, `executedversion` for a published version), posted to the public distribution API:
 //! `{"series":[{"metric":...,"points":[[unix_s,[value]]],"tags":[...],"type":"distribution"}]}`.
 //!
 //! One entry is one invocation's series, comma-joined; a body wraps a run of entries in `{"series":[`...`]}`.
@@ -57,11 +57,13 @@ impl DatadogMetricsEncoder {
             tags.push(format!("memorysize:{memory}"));
         }
         tags.push(format!("cold_start:{}", invocation.cold_start));
+        // A published version only, as Datadog's Lambda libraries tag it: `$LATEST` is no version.
+        let version = invocation.version.as_ref().filter(|v| v.as_str() != "$LATEST");
         for (key, value) in [
-            ("region", &source.region),
-            ("aws_account", &source.account_id),
-            ("functionname", &source.function_name),
-            ("executedversion", &invocation.version),
+            ("region", source.region.as_ref()),
+            ("aws_account", source.account_id.as_ref()),
+            ("functionname", source.function_name.as_ref()),
+            ("executedversion", version),
         ] {
             if let Some(value) = value {
                 tags.push(format!("{key}:{value}"));
@@ -308,7 +310,7 @@ mod tests {
     fn a_cold_timeout_counts_its_error_timeout_and_init() {
         let mut cold = cold_timeout();
         cold.out_of_memory = true;
-        cold.version = None;
+        cold.version = Some("$LATEST".to_owned());
         let encoder = DatadogMetricsEncoder::new(&DatadogSettings::default());
         let (body, _) = decode(&encoder, &[cold]);
         let got = series(&body);

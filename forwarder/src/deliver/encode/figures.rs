@@ -81,7 +81,7 @@ pub(super) fn nanos_of_ms(ms: f64) -> u64 {
 /// Invocations as the tracker makes them, for the encoders' tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-pub(super) mod testing {
+pub(crate) mod testing {
     use std::sync::Arc;
 
     use tracehose_tracecontext::{SpanId, TraceId};

@@ -13,7 +13,7 @@ mod answer;
 pub mod datadog;
 pub mod dd_metrics;
 pub mod dynatrace;
-mod figures;
+pub(crate) mod figures;
 mod json;
 pub mod otlp;
 mod otlp_invocation;
