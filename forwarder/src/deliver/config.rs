@@ -5,7 +5,7 @@
 //! [`dd_agent`]) for Datadog, `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at
 //! start, with errors that name the variable and never quote a secret.
 //!
-//! Platform telemetry (docs/formats.md, section 9) adds lanes beside the logs' ([`telemetry_lanes`]): with
+//! Platform telemetry (docs/formats.md, section 9) adds lanes beside the logs' ([`lanes`](super::lanes)): with
 //! metrics on, Datadog distribution points, OTLP `/v1/metrics` and Dynatrace's OTLP metrics; with invocation
 //! spans, OTLP `/v1/traces` and Dynatrace's OTLP traces. Dynatrace's metrics and traces need
 //! `DT_CONNECTION_AUTH_TOKEN` (the log token cannot ingest them).
@@ -15,24 +15,18 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
-use tracehose_export::config::{
-    dynatrace_connection, dynatrace_from_env, otlp_from_env, ConfigError as ExportConfigError,
-};
+use tracehose_export::config::{dynatrace_connection, otlp_from_env, ConfigError as ExportConfigError};
 use tracehose_export::{Compression, Destination, RetryPolicy, Signal};
 
 use super::dd_agent;
 use super::encode::datadog::{DatadogEncoder, DatadogSettings};
-use super::encode::dd_metrics::DatadogMetricsEncoder;
 use super::encode::dynatrace::{DynatraceEncoder, DynatraceSettings};
 use super::encode::otlp::{OtlpEncoder, OtlpSettings, OTLP_LIMITS};
-use super::encode::otlp_metrics::OtlpMetricsEncoder;
-use super::encode::otlp_spans::OtlpSpansEncoder;
-use super::encode::{Encoder, InvocationEncoder, RequestLimits};
+use super::encode::{Encoder, RequestLimits};
 use super::filter::{Filter, FilterError};
 use super::secrets::Settings;
 use super::sender::{HttpDestination, LaneEncoder};
 use crate::aws::Aws;
-use crate::telemetry::SpanMode;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -53,7 +47,7 @@ pub enum ConfigError {
     },
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the delivery stage needs, resolved.
 #[derive(Debug, Clone)]
@@ -92,7 +86,7 @@ impl Destinations {
         }
         let telemetry = crate::telemetry::Settings::from_lookup(&lookup, !http.is_empty())?;
         let stdout_default = http.is_empty();
-        http.extend(telemetry_lanes(&lookup, &telemetry)?);
+        http.extend(super::lanes::telemetry_lanes(&lookup, &telemetry)?);
         let file = lookup("TRACEHOSE_FILE").map(std::path::PathBuf::from);
         let stdout = match lookup("TRACEHOSE_STDOUT") {
             Some(value) => parse_bool("TRACEHOSE_STDOUT", &value)?,
@@ -164,7 +158,7 @@ fn number(
 }
 
 /// A header value that must never be printed (`Debug` of a `HeaderMap` hides sensitive values).
-fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, ConfigError> {
+pub(super) fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, ConfigError> {
     let mut value = HeaderValue::from_str(&value).map_err(|_| ConfigError::Invalid {
         var,
         reason: "not a valid HTTP header value".into(),
@@ -173,7 +167,7 @@ fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, Config
     Ok(value)
 }
 
-fn http(
+pub(super) fn http(
     encoder: LaneEncoder,
     url: String,
     headers: HeaderMap,
@@ -258,100 +252,6 @@ fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestina
     )))
 }
 
-/// The telemetry lanes `telemetry` asks for, for each configured backend. A backend whose logs are configured
-/// but whose telemetry needs more (Dynatrace without `DT_CONNECTION_AUTH_TOKEN`) is left out when telemetry
-/// is on by default, and an error naming what is missing when it was asked for
-/// (`TRACEHOSE_LAMBDA_METRICS`, `TRACEHOSE_INVOCATION_SPANS` set).
-fn telemetry_lanes(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    telemetry: &crate::telemetry::Settings,
-) -> Result<Vec<HttpDestination>, ConfigError> {
-    let metrics = telemetry.metrics;
-    let spans = telemetry.spans != SpanMode::Off;
-    let asked = |var: &str| lookup(var).is_some();
-    let mut lanes = Vec::new();
-    if !metrics && !spans {
-        return Ok(lanes);
-    }
-    let otlp_settings = || OtlpSettings::from_lookup(lookup);
-    for (on, signal, asked_var) in [
-        (metrics, Signal::Metrics, "TRACEHOSE_LAMBDA_METRICS"),
-        (spans, Signal::Traces, "TRACEHOSE_INVOCATION_SPANS"),
-    ] {
-        if !on {
-            continue;
-        }
-        let dynatrace = match dynatrace_from_env(signal, lookup) {
-            Ok(destination) => destination,
-            Err(ExportConfigError::Incomplete { .. }) if !asked(asked_var) => None,
-            Err(err) => return Err(err.into()),
-        };
-        for (backend, destination) in [("otlp", otlp_from_env(signal, lookup)?), ("dynatrace", dynatrace)] {
-            let Some(destination) = destination else {
-                continue;
-            };
-            let (name, encoder) = otlp_lane(signal, backend, otlp_settings()?, destination.max_body_bytes);
-            let max_body_bytes = encoder.limits().max_body_bytes;
-            lanes.push(HttpDestination {
-                destination: Destination {
-                    name,
-                    max_body_bytes,
-                    ..destination
-                },
-                encoder: LaneEncoder::Invocations(encoder),
-            });
-        }
-    }
-    if metrics {
-        if let Some(d) = datadog_metrics(lookup)? {
-            lanes.push(d);
-        }
-    }
-    Ok(lanes)
-}
-
-/// An OTLP encoder of `signal` for `backend` (`otlp`, `dynatrace`), and its ledger name.
-fn otlp_lane(
-    signal: Signal,
-    backend: &str,
-    settings: OtlpSettings,
-    max_body_bytes: usize,
-) -> (&'static str, Arc<dyn InvocationEncoder>) {
-    let name = match (backend, signal) {
-        ("dynatrace", Signal::Traces) => "dynatrace-traces",
-        ("dynatrace", _) => "dynatrace-metrics",
-        (_, Signal::Traces) => "otlp-traces",
-        _ => "otlp-metrics",
-    };
-    let encoder: Arc<dyn InvocationEncoder> = match signal {
-        Signal::Traces => Arc::new(OtlpSpansEncoder::new(name, settings, max_body_bytes)),
-        _ => Arc::new(OtlpMetricsEncoder::new(name, settings, max_body_bytes)),
-    };
-    (name, encoder)
-}
-
-/// Datadog distribution points, when `DD_API_KEY` is set (see [`dd_agent::metrics_url`]).
-fn datadog_metrics(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestination>, ConfigError> {
-    const KEY: &str = "DD_API_KEY";
-    let Some(key) = lookup(KEY) else {
-        return Ok(None);
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        HeaderName::from_static("dd-api-key"),
-        secret_header(KEY, key.trim().to_owned())?,
-    );
-    let encoder: Arc<dyn InvocationEncoder> =
-        Arc::new(DatadogMetricsEncoder::new(&DatadogSettings::from_lookup(lookup)?));
-    Ok(Some(http(
-        LaneEncoder::Invocations(encoder),
-        dd_agent::metrics_url(lookup)?,
-        headers,
-        Compression::Gzip,
-        DEFAULT_TIMEOUT,
-    )))
-}
-
 #[derive(Debug, Error)]
 pub enum SetupError {
     #[error(transparent)]
@@ -413,121 +313,6 @@ mod tests {
         let lines: Vec<_> = found.http.iter().filter(|d| d.carries_lines()).collect();
         assert_eq!(lines.len(), 1, "{:?}", found.names());
         lines[0].destination.clone()
-    }
-
-    /// Every telemetry lane `pairs` configure: `(name, url, header holding the credential)`.
-    fn lanes(pairs: &[(&str, &str)]) -> Vec<(&'static str, String, Option<String>)> {
-        let found = destinations(pairs).unwrap();
-        found
-            .http
-            .iter()
-            .filter(|d| !d.carries_lines())
-            .map(|d| {
-                assert_eq!(d.destination.name, d.wire().name());
-                let credential = ["authorization", "dd-api-key", "x-tenant"]
-                    .iter()
-                    .find_map(|h| d.destination.headers.get(*h))
-                    .map(|v| v.to_str().unwrap().to_owned());
-                (d.wire().name(), d.destination.url.clone(), credential)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn telemetry_lanes_follow_the_destinations_and_settings() {
-        let dt = [
-            ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com"),
-            ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN"),
-            ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG"),
-        ];
-        let auth = Some("Api-Token dt0c01.CONN".to_owned());
-        assert_eq!(
-            lanes(&dt),
-            [
-                (
-                    "dynatrace-metrics",
-                    "https://abc.live.dynatrace.com/api/v2/otlp/v1/metrics".to_owned(),
-                    auth.clone()
-                ),
-                (
-                    "dynatrace-traces",
-                    "https://abc.live.dynatrace.com/api/v2/otlp/v1/traces".to_owned(),
-                    auth
-                ),
-            ]
-        );
-        // The log token alone cannot ingest metrics or traces: left out by default, an error when asked for.
-        let log_only = [dt[0], dt[2]];
-        assert!(lanes(&log_only).is_empty());
-        for asked in [
-            ("TRACEHOSE_LAMBDA_METRICS", "on"),
-            ("TRACEHOSE_INVOCATION_SPANS", "all"),
-        ] {
-            let err = destinations(&[log_only[0], log_only[1], asked])
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("DT_CONNECTION_AUTH_TOKEN"), "{asked:?}: {err}");
-        }
-
-        let otlp = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=t1"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces.example/in"),
-        ];
-        assert_eq!(
-            lanes(&otlp),
-            [
-                (
-                    "otlp-metrics",
-                    "http://collector:4318/v1/metrics".to_owned(),
-                    Some("t1".to_owned())
-                ),
-                (
-                    "otlp-traces",
-                    "https://traces.example/in".to_owned(),
-                    Some("t1".to_owned())
-                ),
-            ]
-        );
-        let off = [
-            otlp[0],
-            ("TRACEHOSE_LAMBDA_METRICS", "off"),
-            ("TRACEHOSE_INVOCATION_SPANS", "off"),
-        ];
-        assert!(lanes(&off).is_empty());
-        let spans_off = [otlp[0], ("TRACEHOSE_INVOCATION_SPANS", "off")];
-        assert_eq!(lanes(&spans_off).len(), 1);
-
-        let dd = [("DD_API_KEY", "dd-key"), ("DD_SITE", "datadoghq.eu")];
-        assert_eq!(
-            lanes(&dd),
-            [(
-                "datadog-metrics",
-                "https://api.datadoghq.eu/api/v1/distribution_points".to_owned(),
-                Some("dd-key".to_owned())
-            )]
-        );
-        let dd_url = [dd[0], ("DD_DD_URL", "http://127.0.0.1:9000")];
-        assert_eq!(
-            lanes(&dd_url)[0].1,
-            "http://127.0.0.1:9000/api/v1/distribution_points"
-        );
-        let err = destinations(&[("DD_DD_URL", "http://127.0.0.1:9000")]).unwrap_err();
-        assert_eq!(err.to_string(), "DD_DD_URL is set but DD_API_KEY is not");
-
-        // Only logs to stdout: no telemetry unless asked, and stdout stays the default for the logs.
-        let none = destinations(&[]).unwrap();
-        assert!(none.http.is_empty() && none.stdout);
-        let only_metrics = destinations(&[
-            (
-                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-                "http://m.example/v1/metrics",
-            ),
-            ("TRACEHOSE_LAMBDA_METRICS", "on"),
-            ("TRACEHOSE_INVOCATION_SPANS", "off"),
-        ])
-        .unwrap();
-        assert_eq!(only_metrics.names(), ["otlp-metrics", "stdout"]);
     }
 
     fn auth(d: &Destination, header: &str) -> String {

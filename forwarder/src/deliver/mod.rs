@@ -13,6 +13,7 @@ pub mod config;
 mod dd_agent;
 pub mod encode;
 mod filter;
+mod lanes;
 mod ledger;
 mod redact;
 pub mod secrets;
