@@ -5,7 +5,7 @@
 //! [`dd_agent`]) for Datadog, `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at
 //! start, with errors that name the variable and never quote a secret.
 //!
-//! Platform telemetry (docs/formats.md, section 9) adds lanes beside the logs' ([`lanes`](super::lanes)): with
+//! Platform telemetry (docs/formats.md, section 9) adds lanes beside the logs' (`lanes.rs`): with
 //! metrics on, Datadog distribution points, OTLP `/v1/metrics` and Dynatrace's OTLP metrics; with invocation
 //! spans, OTLP `/v1/traces` and Dynatrace's OTLP traces. Dynatrace's metrics and traces need
 //! `DT_CONNECTION_AUTH_TOKEN` (the log token cannot ingest them).

@@ -4,7 +4,7 @@
 //! within the caller's deadline ([`sender`], over `export`'s HTTP, compression and retry code shared with the
 //! extension), and every line ends in the [`Ledger`], which each face turns into what its source needs.
 //!
-//! Finished invocations take the same way to the telemetry lanes ([`lanes`]: platform metrics and invocation
+//! Finished invocations take the same way to the telemetry lanes (`lanes.rs`: platform metrics and invocation
 //! spans, docs/formats.md section 9), each its own ledger row, counted apart from the lines.
 //!
 //! The pipeline is synchronous and CPU-bound; it runs on a blocking thread and writes into a

@@ -6,7 +6,7 @@
 //!
 //! Every point is DELTA: each invocation is an event, counted once, and Dynatrace refuses cumulative metrics.
 //! Its start is the invocation's start and its time the REPORT's. One entry is one invocation's
-//! `ResourceMetrics` (see [`otlp_invocation`](super::otlp_invocation)).
+//! `ResourceMetrics` (see `otlp_invocation.rs`).
 
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,

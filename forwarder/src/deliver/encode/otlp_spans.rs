@@ -7,7 +7,7 @@
 //! Status error for an error, a timeout or a platform failure, with the error type; attributes
 //! `faas.invocation_id`, `faas.coldstart`, `faas.name`, `cloud.*`, every REPORT figure, and
 //! `tracehose.derived_ids=true` when the ids were derived from the request id rather than given by X-Ray.
-//! One entry is one invocation's `ResourceSpans` (see [`otlp_invocation`](super::otlp_invocation)).
+//! One entry is one invocation's `ResourceSpans` (see `otlp_invocation.rs`).
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
