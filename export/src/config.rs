@@ -10,6 +10,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub enum Signal {
     Traces,
     Logs,
+    /// Only the forwarder sends metrics (the Lambda platform metrics its REPORT lines make).
+    Metrics,
 }
 
 impl Signal {
@@ -17,6 +19,7 @@ impl Signal {
         match self {
             Signal::Traces => "v1/traces",
             Signal::Logs => "v1/logs",
+            Signal::Metrics => "v1/metrics",
         }
     }
 
@@ -24,6 +27,7 @@ impl Signal {
         match self {
             Signal::Traces => "TRACES",
             Signal::Logs => "LOGS",
+            Signal::Metrics => "METRICS",
         }
     }
 }
@@ -171,7 +175,7 @@ impl std::fmt::Debug for DynatraceConnection {
 
 /// The variables that may hold the token for `signal`, preferred first, each with the `*_SECRET_ARN`
 /// variables that stand for it. Logs prefer `DT_LOG_COLLECTION_AUTH_TOKEN`, the narrower token (scope
-/// `logs.ingest`) Dynatrace's Lambda layer reads for logs; it cannot ingest traces, so traces take
+/// `logs.ingest`) Dynatrace's Lambda layer reads for logs; it cannot ingest traces or metrics, so those take
 /// `DT_CONNECTION_AUTH_TOKEN` only. `DT_CONNECTION_AUTH_TOKEN_SECRETS_MANAGER_ARN` is the layer's own name.
 pub fn dynatrace_token_vars(signal: Signal) -> &'static [(&'static str, &'static [&'static str])] {
     const CONNECTION: (&str, &[&str]) = (
@@ -187,7 +191,7 @@ pub fn dynatrace_token_vars(signal: Signal) -> &'static [(&'static str, &'static
     );
     match signal {
         Signal::Logs => &[LOG_COLLECTION, CONNECTION],
-        Signal::Traces => &[CONNECTION],
+        Signal::Traces | Signal::Metrics => &[CONNECTION],
     }
 }
 
@@ -221,7 +225,7 @@ pub fn dynatrace_connection(
         var: BASE.into(),
         missing: match signal {
             Signal::Logs => "DT_LOG_COLLECTION_AUTH_TOKEN (or DT_CONNECTION_AUTH_TOKEN)".into(),
-            Signal::Traces => {
+            Signal::Traces | Signal::Metrics => {
                 "DT_CONNECTION_AUTH_TOKEN (DT_LOG_COLLECTION_AUTH_TOKEN ingests logs only)".into()
             }
         },
@@ -240,7 +244,8 @@ pub fn dynatrace_connection(
 }
 
 /// Dynatrace's OTLP endpoint, `{DT_CONNECTION_BASE_URL}/api/v2/otlp/v1/<signal>` with `Api-Token` auth.
-/// Dynatrace accepts protobuf only; payload limits are 8 MB for traces and 2 MB for logs.
+/// Dynatrace accepts protobuf only; payload limits are 8 MB for traces and 2 MB for logs (metrics are held to
+/// the logs' 2 MB: the smaller of the two documented limits).
 pub fn dynatrace_from_env(
     signal: Signal,
     env: &dyn Fn(&str) -> Option<String>,
@@ -252,7 +257,7 @@ pub fn dynatrace_from_env(
     headers.insert(reqwest::header::AUTHORIZATION, connection.authorization);
     let max_body_bytes = match signal {
         Signal::Traces => 8_000_000,
-        Signal::Logs => 2_000_000,
+        Signal::Logs | Signal::Metrics => 2_000_000,
     };
     Ok(Some(Destination {
         name: "dynatrace",
@@ -384,6 +389,43 @@ mod tests {
         assert_eq!(d.url, "https://logs.example/custom");
         assert_eq!(d.compression, Compression::None);
         assert!(otlp_from_env(Signal::Logs, &env(&[])).unwrap().is_none());
+    }
+
+    #[test]
+    fn metrics_have_their_own_path_and_variables() {
+        let e = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-tenant=m"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1500"),
+        ]);
+        let d = otlp_from_env(Signal::Metrics, &e).unwrap().unwrap();
+        assert_eq!(d.url, "http://collector:4318/v1/metrics");
+        assert_eq!(d.headers.get("x-tenant").unwrap(), "m");
+        assert_eq!(d.timeout, Duration::from_millis(1500));
+        let e = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "https://metrics.example/in",
+            ),
+        ]);
+        let d = otlp_from_env(Signal::Metrics, &e).unwrap().unwrap();
+        assert_eq!(d.url, "https://metrics.example/in");
+        let e = env(&[
+            ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com"),
+            ("DT_LOG_COLLECTION_AUTH_TOKEN", "dt0c01.LOG"),
+        ]);
+        // The log token cannot ingest metrics.
+        assert!(matches!(
+            dynatrace_from_env(Signal::Metrics, &e),
+            Err(ConfigError::Incomplete { .. })
+        ));
+        let e = env(&[
+            ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com"),
+            ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN"),
+        ]);
+        let d = dynatrace_from_env(Signal::Metrics, &e).unwrap().unwrap();
+        assert_eq!(d.url, "https://abc.live.dynatrace.com/api/v2/otlp/v1/metrics");
     }
 
     #[test]

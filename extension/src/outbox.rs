@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tracehose_export::{
@@ -223,6 +224,10 @@ fn refused(signal: Signal, answer: &Delivered, items: usize) -> (usize, String) 
             .ok()
             .and_then(|r| r.partial_success)
             .map(|p| (p.rejected_log_records, p.error_message)),
+        Signal::Metrics => ExportMetricsServiceResponse::decode(&answer.body[..])
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map(|p| (p.rejected_data_points, p.error_message)),
     }
     .unwrap_or_default();
     let count = usize::try_from(rejected.max(0)).unwrap_or(usize::MAX).min(items);

@@ -250,8 +250,8 @@ async fn contract_violations_are_refused_and_recorded() {
     );
     refused(&intake, dt_otlp, 401).await;
 
-    let v = refused(&intake, post(&intake, "/v1/traces", &[PROTOBUF], ""), 404).await;
-    assert!(v[0].contains("POST /v1/traces"), "{v:?}");
+    let v = refused(&intake, post(&intake, "/v1/profiles", &[PROTOBUF], ""), 404).await;
+    assert!(v[0].contains("POST /v1/profiles"), "{v:?}");
 
     let refused: Vec<_> = intake.requests().into_iter().filter(|r| !r.success()).collect();
     assert_eq!(refused.len(), 13);
@@ -509,5 +509,161 @@ async fn redirects_partial_successes_dates_and_hangs_are_played_as_documented() 
     assert_eq!(intake.unacknowledged_entries(Vendor::Dynatrace).len(), 2);
     let injected = intake.injected(Vendor::Dynatrace);
     assert_eq!((injected.partial, injected.hangs), (1, 1));
+    intake.shutdown().await;
+}
+
+/// The platform telemetry's endpoints: OTLP metrics and traces decoded with the real types, cumulative
+/// metrics refused on Dynatrace's path only, Datadog's distribution contract checked.
+#[tokio::test]
+async fn telemetry_endpoints_check_their_contracts() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
+    use opentelemetry_proto::tonic::metrics::v1::{
+        metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    let intake = start().await;
+    let metrics = |temporality: AggregationTemporality| {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "faas.invocations".into(),
+                        data: Some(metric::Data::Sum(Sum {
+                            data_points: vec![NumberDataPoint {
+                                start_time_unix_nano: 1,
+                                time_unix_nano: 2,
+                                value: Some(number_data_point::Value::AsInt(1)),
+                                ..Default::default()
+                            }],
+                            aggregation_temporality: temporality as i32,
+                            is_monotonic: true,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    let delta = metrics(AggregationTemporality::Delta);
+    let cumulative = metrics(AggregationTemporality::Cumulative);
+    let dt_metrics = "/api/v2/otlp/v1/metrics";
+    for (path, auth) in [("/v1/metrics", None), (dt_metrics, Some(DT_AUTH))] {
+        let headers: Vec<_> = [Some(PROTOBUF), auth].into_iter().flatten().collect();
+        let response = post(&intake, path, &headers, gzip(&delta))
+            .header("Content-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    assert_eq!(intake.accepted_metrics(Vendor::OtlpMetrics).len(), 1);
+    assert_eq!(
+        intake.accepted_entries(Vendor::DynatraceOtlpMetrics)[0]["temporality"],
+        "delta"
+    );
+    let violations = refused(
+        &intake,
+        post(&intake, dt_metrics, &[PROTOBUF, DT_AUTH], cumulative.clone()),
+        400,
+    )
+    .await;
+    assert!(violations[0].contains("cumulative"), "{violations:?}");
+    // A generic OTLP backend takes cumulative points.
+    let response = post(&intake, "/v1/metrics", &[PROTOBUF], cumulative)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    refused(&intake, post(&intake, dt_metrics, &[PROTOBUF], delta), 401).await;
+
+    let span = |span_id: Vec<u8>| {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id,
+                        name: "checkout".into(),
+                        start_time_unix_nano: 1,
+                        end_time_unix_nano: 2,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    intake.script(Vendor::DynatraceOtlpTraces, vec![Answer::partial(1)]);
+    let response = post(
+        &intake,
+        "/api/v2/otlp/v1/traces",
+        &[PROTOBUF, DT_AUTH],
+        span(vec![2; 8]),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer = ExportTraceServiceResponse::decode(&response.bytes().await.unwrap()[..]).unwrap();
+    assert_eq!(answer.partial_success.unwrap().rejected_spans, 1);
+    assert!(intake.kept_entries(Vendor::DynatraceOtlpTraces).is_empty());
+    refused(&intake, otlp(&intake, "/v1/traces", span(vec![0; 8])), 400).await;
+    let response = otlp(&intake, "/v1/traces", span(vec![3; 8]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        intake.accepted_entries(Vendor::OtlpTraces)[0]["span_id"],
+        "0303030303030303"
+    );
+
+    let dd = "/api/v1/distribution_points";
+    let series = |kind: &str, value: Value| {
+        json!({"series": [{"metric": "aws.lambda.enhanced.duration", "points": [[1_700_000_000, [value]]],
+                           "tags": ["functionname:f"], "type": kind}]})
+        .to_string()
+    };
+    let response = post(
+        &intake,
+        dd,
+        &[DD_AUTH, JSON],
+        gzip(series("distribution", json!(0.5)).as_bytes()),
+    )
+    .header("Content-Encoding", "gzip")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(intake.accepted_entries(Vendor::DatadogMetrics).len(), 1);
+    refused(
+        &intake,
+        post(&intake, dd, &[DD_AUTH, JSON], series("gauge", json!(0.5))),
+        400,
+    )
+    .await;
+    refused(
+        &intake,
+        post(&intake, dd, &[DD_AUTH, JSON], series("distribution", json!("x"))),
+        400,
+    )
+    .await;
+    refused(&intake, post(&intake, dd, &[DD_AUTH, JSON], "[]"), 400).await;
+    refused(
+        &intake,
+        post(&intake, dd, &[JSON], series("distribution", json!(1))),
+        403,
+    )
+    .await;
     intake.shutdown().await;
 }

@@ -51,7 +51,7 @@ stop_intake() {
 destinations() { # the environment that points every destination at intake $1's URL
   local url=$1
   echo "DT_CONNECTION_BASE_URL=$url DT_LOG_COLLECTION_AUTH_TOKEN=dt-token OTEL_EXPORTER_OTLP_ENDPOINT=$url" \
-    "DD_API_KEY=dd-key DD_LOGS_CONFIG_LOGS_DD_URL=$url" # the Datadog Agent's form: no path, the client appends it
+    "DD_API_KEY=dd-key DD_LOGS_CONFIG_LOGS_DD_URL=$url DD_DD_URL=$url" # the Datadog Agent's form: no path, the client appends it
 }
 
 start_intake good
@@ -78,7 +78,7 @@ cli_datadog_url_as_the_agent_reads_it() {
     "DD_LOGS_CONFIG_LOGS_DD_URL=$good_url/api/v2/logs DD_LOGS_CONFIG_USE_COMPRESSION=false" \
     "DD_LOGS_CONFIG_LOGS_DD_URL=$good_url/ DD_LOGS_CONFIG_COMPRESSION_LEVEL=9"; do
     # shellcheck disable=SC2086
-    env DD_API_KEY=dd-key $form "$bin" process samples/events/direct-python-cold-xray.json >/dev/null 2>"$work/err.txt" || {
+    env DD_API_KEY=dd-key DD_DD_URL="$good_url" $form "$bin" process samples/events/direct-python-cold-xray.json >/dev/null 2>"$work/err.txt" || {
       echo "$form:"; cat "$work/err.txt"; return 1
     }
     grep -q "datadog: received=7 delivered=7" "$work/err.txt" || { echo "$form:"; cat "$work/err.txt"; return 1; }
@@ -129,10 +129,10 @@ PY
 cli_secrets_from_secrets_manager() {
   local good bad status=0
   good=$(secret_arn dd-key-good dd-key) && bad=$(secret_arn dd-key-bad not-the-key) || return 1
-  AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" DD_API_KEY_SECRET_ARN="$good" DD_LOGS_CONFIG_LOGS_DD_URL="$good_url" \
+  AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" DD_API_KEY_SECRET_ARN="$good" DD_LOGS_CONFIG_LOGS_DD_URL="$good_url" DD_DD_URL="$good_url" \
     "$bin" process samples/events/direct-python-cold-xray.json >/dev/null 2>"$work/err.txt" || return 1
   grep -q "datadog: received=7 delivered=7" "$work/err.txt" || return 1
-  AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" DD_API_KEY_SECRET_ARN="$bad" DD_LOGS_CONFIG_LOGS_DD_URL="$good_url" \
+  AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" DD_API_KEY_SECRET_ARN="$bad" DD_LOGS_CONFIG_LOGS_DD_URL="$good_url" DD_DD_URL="$good_url" \
     "$bin" process samples/events/direct-python-cold-xray.json >/dev/null 2>"$work/err.txt" || status=$?
   [ "$status" -eq 1 ] && grep -q "datadog: received=7 delivered=0 .* rejected=7" "$work/err.txt" || return 1
   ! grep -q "not-the-key" "$work/err.txt" # a secret never shows

@@ -4,6 +4,11 @@
 //! `OTEL_EXPORTER_OTLP_*` for OTLP, `DD_API_KEY`/`DD_SITE` (or the agent's `DD_LOGS_CONFIG_*`, see
 //! [`dd_agent`]) for Datadog, `TRACEHOSE_STDOUT` and `TRACEHOSE_FILE` for NDJSON. Read and validated once, at
 //! start, with errors that name the variable and never quote a secret.
+//!
+//! Platform telemetry (docs/formats.md, section 9) adds lanes beside the logs' (`lanes.rs`): with
+//! metrics on, Datadog distribution points, OTLP `/v1/metrics` and Dynatrace's OTLP metrics; with invocation
+//! spans, OTLP `/v1/traces` and Dynatrace's OTLP traces. Dynatrace's metrics and traces need
+//! `DT_CONNECTION_AUTH_TOKEN` (the log token cannot ingest them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +25,7 @@ use super::encode::otlp::{OtlpEncoder, OtlpSettings, OTLP_LIMITS};
 use super::encode::{Encoder, RequestLimits};
 use super::filter::{Filter, FilterError};
 use super::secrets::Settings;
-use super::sender::HttpDestination;
+use super::sender::{HttpDestination, LaneEncoder};
 use crate::aws::Aws;
 
 #[derive(Debug, Error)]
@@ -42,11 +47,12 @@ pub enum ConfigError {
     },
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the delivery stage needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Destinations {
+    /// The log destinations, then the telemetry lanes.
     pub http: Vec<HttpDestination>,
     /// NDJSON on stdout: explicitly asked for, or the embedded default when nothing else is configured.
     pub stdout: bool,
@@ -79,10 +85,12 @@ impl Destinations {
             http.push(d);
         }
         let telemetry = crate::telemetry::Settings::from_lookup(&lookup, !http.is_empty())?;
+        let stdout_default = http.is_empty();
+        http.extend(super::lanes::telemetry_lanes(&lookup, &telemetry)?);
         let file = lookup("TRACEHOSE_FILE").map(std::path::PathBuf::from);
         let stdout = match lookup("TRACEHOSE_STDOUT") {
             Some(value) => parse_bool("TRACEHOSE_STDOUT", &value)?,
-            None => http.is_empty() && file.is_none(),
+            None => stdout_default && file.is_none(),
         };
         Ok(Self {
             http,
@@ -103,7 +111,7 @@ impl Destinations {
 
     /// The names of the configured destinations, for the start-up line.
     pub fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.http.iter().map(|d| d.encoder.name()).collect();
+        let mut names: Vec<&'static str> = self.http.iter().map(|d| d.wire().name()).collect();
         if self.stdout {
             names.push("stdout");
         }
@@ -150,7 +158,7 @@ fn number(
 }
 
 /// A header value that must never be printed (`Debug` of a `HeaderMap` hides sensitive values).
-fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, ConfigError> {
+pub(super) fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, ConfigError> {
     let mut value = HeaderValue::from_str(&value).map_err(|_| ConfigError::Invalid {
         var,
         reason: "not a valid HTTP header value".into(),
@@ -159,17 +167,17 @@ fn secret_header(var: &'static str, value: String) -> Result<HeaderValue, Config
     Ok(value)
 }
 
-fn http(
-    encoder: Arc<dyn Encoder>,
+pub(super) fn http(
+    encoder: LaneEncoder,
     url: String,
     headers: HeaderMap,
     compression: Compression,
     timeout: Duration,
 ) -> HttpDestination {
-    let max_body_bytes = encoder.limits().max_body_bytes;
+    let (name, max_body_bytes) = (encoder.wire().name(), encoder.wire().limits().max_body_bytes);
     HttpDestination {
         destination: Destination {
-            name: encoder.name(),
+            name,
             url,
             headers,
             compression,
@@ -190,7 +198,7 @@ fn dynatrace(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDesti
     let settings = DynatraceSettings::from_lookup(lookup)?;
     let encoder: Arc<dyn Encoder> = Arc::new(DynatraceEncoder::new(settings));
     Ok(Some(http(
-        encoder,
+        LaneEncoder::Lines(encoder),
         format!("{}/api/v2/logs/ingest", connection.base),
         headers,
         Compression::Gzip,
@@ -213,18 +221,17 @@ fn otlp(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestinatio
             max_body_bytes: encoder.limits().max_body_bytes,
             ..destination
         },
-        encoder,
+        encoder: LaneEncoder::Lines(encoder),
     }))
 }
 
 fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestination>, ConfigError> {
     const KEY: &str = "DD_API_KEY";
     let Some(key) = lookup(KEY) else {
-        if lookup(dd_agent::URL).is_some() {
-            return Err(ConfigError::Incomplete {
-                var: dd_agent::URL,
-                missing: KEY,
-            });
+        for var in [dd_agent::URL, dd_agent::METRICS_URL] {
+            if lookup(var).is_some() {
+                return Err(ConfigError::Incomplete { var, missing: KEY });
+            }
         }
         return Ok(None);
     };
@@ -237,7 +244,7 @@ fn datadog(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<HttpDestina
     let settings = DatadogSettings::from_lookup(lookup)?;
     let encoder: Arc<dyn Encoder> = Arc::new(DatadogEncoder::new(settings));
     Ok(Some(http(
-        encoder,
+        LaneEncoder::Lines(encoder),
         intake.url,
         headers,
         intake.compression,
@@ -300,10 +307,12 @@ mod tests {
         Destinations::from_settings(&Settings::from_pairs(pairs.iter().copied()))
     }
 
+    /// The one log destination `pairs` configure (telemetry lanes aside).
     fn one(pairs: &[(&str, &str)]) -> Destination {
         let found = destinations(pairs).unwrap();
-        assert_eq!(found.http.len(), 1, "{:?}", found.names());
-        found.http[0].destination.clone()
+        let lines: Vec<_> = found.http.iter().filter(|d| d.carries_lines()).collect();
+        assert_eq!(lines.len(), 1, "{:?}", found.names());
+        lines[0].destination.clone()
     }
 
     fn auth(d: &Destination, header: &str) -> String {

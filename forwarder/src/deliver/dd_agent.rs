@@ -6,6 +6,10 @@
 //! `DD_LOGS_CONFIG_LOGS_NO_SSL` is true) or `http(s)://host[:port]`; the client appends `/api/v2/logs`. A value
 //! that already ends in `/api/v2/logs` is taken as is. Without it, the intake of `DD_SITE`.
 //! `DD_LOGS_CONFIG_USE_COMPRESSION` (default true) and `DD_LOGS_CONFIG_COMPRESSION_LEVEL` (0-9) shape the body.
+//!
+//! Metrics (the Lambda enhanced metrics, [`metrics_url`]) go to the API host, `https://api.{DD_SITE}`, or to
+//! `DD_DD_URL`, the agent's override of that host, read the same way: an address, the client appends
+//! `/api/v1/distribution_points`.
 
 use reqwest::Url;
 use tracehose_export::Compression;
@@ -16,8 +20,10 @@ pub const URL: &str = "DD_LOGS_CONFIG_LOGS_DD_URL";
 pub const NO_SSL: &str = "DD_LOGS_CONFIG_LOGS_NO_SSL";
 pub const USE_COMPRESSION: &str = "DD_LOGS_CONFIG_USE_COMPRESSION";
 pub const COMPRESSION_LEVEL: &str = "DD_LOGS_CONFIG_COMPRESSION_LEVEL";
+pub const METRICS_URL: &str = "DD_DD_URL";
 const SITE: &str = "DD_SITE";
 const PATH: &str = "/api/v2/logs";
+const METRICS_PATH: &str = "/api/v1/distribution_points";
 
 /// Where Datadog logs go and how their bodies are compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,16 +40,8 @@ impl Intake {
             None => false,
         };
         let url = match lookup(URL) {
-            Some(address) => intake_url(&address, no_ssl)?,
-            None => {
-                let site = lookup(SITE).unwrap_or_else(|| "datadoghq.com".into());
-                let url = format!("https://http-intake.logs.{}{PATH}", site.trim());
-                Url::parse(&url).map_err(|_| ConfigError::Invalid {
-                    var: SITE,
-                    reason: "not a domain (like datadoghq.eu)".into(),
-                })?;
-                url
-            }
+            Some(address) => intake_url(URL, &address, no_ssl, PATH)?,
+            None => site_url(lookup, "http-intake.logs", PATH)?,
         };
         // Validated even when compression is off: a mistake in it is still a mistake.
         let level = match lookup(COMPRESSION_LEVEL) {
@@ -73,6 +71,28 @@ impl Intake {
     }
 }
 
+/// Where the distribution points of the enhanced metrics go: `DD_DD_URL` (`host:port` or
+/// `http(s)://host[:port]`, as the agent reads it; the client appends `/api/v1/distribution_points`), else the
+/// API host of `DD_SITE`. Metric bodies are always gzipped (the API takes gzip, and the logs' compression
+/// variables are the logs').
+pub fn metrics_url(lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    match lookup(METRICS_URL) {
+        Some(address) => intake_url(METRICS_URL, &address, false, METRICS_PATH),
+        None => site_url(lookup, "api", METRICS_PATH),
+    }
+}
+
+/// `https://{host}.{DD_SITE}{path}`, `DD_SITE` defaulting to `datadoghq.com`.
+fn site_url(lookup: &dyn Fn(&str) -> Option<String>, host: &str, path: &str) -> Result<String, ConfigError> {
+    let site = lookup(SITE).unwrap_or_else(|| "datadoghq.com".into());
+    let url = format!("https://{host}.{}{path}", site.trim());
+    Url::parse(&url).map_err(|_| ConfigError::Invalid {
+        var: SITE,
+        reason: "not a domain (like datadoghq.eu)".into(),
+    })?;
+    Ok(url)
+}
+
 /// A boolean as the agent's configuration reads one (Go's `strconv.ParseBool`, as Viper does): `true`,
 /// `t`, `1`, `false`, `f`, `0`, in any case.
 pub fn agent_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -86,11 +106,11 @@ pub fn agent_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// The intake URL for an agent address: see the module's documentation.
-fn intake_url(address: &str, no_ssl: bool) -> Result<String, ConfigError> {
+/// The URL of `path` for an agent address in `var`: see the module's documentation.
+fn intake_url(var: &'static str, address: &str, no_ssl: bool, path: &str) -> Result<String, ConfigError> {
     let address = address.trim();
     let invalid = |reason: &str| ConfigError::Invalid {
-        var: URL,
+        var,
         reason: reason.to_owned(),
     };
     let lower = address.to_ascii_lowercase();
@@ -124,13 +144,13 @@ fn intake_url(address: &str, no_ssl: bool) -> Result<String, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("takes no query or fragment"));
     }
-    match url.path().trim_end_matches('/') {
-        "" | PATH => {}
-        _ => return Err(invalid(
-            "takes no path (the client appends /api/v2/logs); a value ending in /api/v2/logs is taken as is",
-        )),
+    let given = url.path().trim_end_matches('/');
+    if !given.is_empty() && given != path {
+        return Err(invalid(&format!(
+            "takes no path (the client appends {path}); a value ending in {path} is taken as is"
+        )));
     }
-    url.set_path(PATH);
+    url.set_path(path);
     Ok(url.into())
 }
 
@@ -236,6 +256,56 @@ mod tests {
                 "the value is not echoed: {message}"
             );
         }
+    }
+
+    #[test]
+    fn metrics_go_to_the_api_host_or_the_agents_dd_url() {
+        let metrics = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            metrics_url(&move |name| map.get(name).cloned().filter(|v| !v.trim().is_empty()))
+        };
+        let ok = |pairs: &[(&str, &str)]| metrics(pairs).unwrap();
+        assert_eq!(ok(&[]), "https://api.datadoghq.com/api/v1/distribution_points");
+        assert_eq!(
+            ok(&[("DD_SITE", "datadoghq.eu")]),
+            "https://api.datadoghq.eu/api/v1/distribution_points"
+        );
+        assert_eq!(
+            ok(&[
+                (METRICS_URL, "http://127.0.0.1:9000/"),
+                ("DD_SITE", "ignored.example")
+            ]),
+            "http://127.0.0.1:9000/api/v1/distribution_points"
+        );
+        assert_eq!(
+            ok(&[(METRICS_URL, "proxy.internal:3834")]),
+            "https://proxy.internal:3834/api/v1/distribution_points"
+        );
+        assert_eq!(
+            ok(&[(METRICS_URL, "https://m.example/api/v1/distribution_points")]),
+            "https://m.example/api/v1/distribution_points"
+        );
+        for bad in [
+            "https://m.example/api/v2/logs",
+            "https://u:p@m.example",
+            "proxy.internal",
+            "ftp://m:1",
+        ] {
+            let message = metrics(&[(METRICS_URL, bad)]).unwrap_err().to_string();
+            assert!(message.starts_with("DD_DD_URL: "), "{bad}: {message}");
+            assert!(
+                !message.contains("m.example") && !message.contains("u:p"),
+                "{message}"
+            );
+        }
+        // The logs' no-SSL switch is the logs'.
+        assert_eq!(
+            ok(&[(METRICS_URL, "h:1"), (NO_SSL, "true")]),
+            "https://h:1/api/v1/distribution_points"
+        );
     }
 
     #[test]

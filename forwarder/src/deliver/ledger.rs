@@ -4,15 +4,21 @@
 //!
 //! Lines are numbered in the order they reach the stage, and every batch holds a contiguous run of them, so
 //! failures are kept as ranges: exact per line, and small whatever the input's size.
+//!
+//! A telemetry lane (`datadog-metrics`, `otlp-metrics`, `otlp-traces`, `dynatrace-metrics`,
+//! `dynatrace-traces`) has its own row, which counts invocations instead of lines, by the same rules. Its
+//! failures stay in its row (and the errors reported): they never enter [`Ledger::failed`] or
+//! [`Ledger::rejected`], so they never make a unit incomplete, never make the source send its logs again,
+//! and never change a count of lines.
 
 use std::fmt::Write as _;
 use std::ops::Range;
 
-/// Counts of one destination.
+/// Counts of one destination: of lines, or of invocations for a telemetry lane.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DestinationLedger {
     pub name: &'static str,
-    /// Lines offered to this destination (after filtering).
+    /// Lines offered to this destination (after filtering); for a telemetry lane, the invocations it takes.
     pub received: u64,
     /// Lines the backend accepted.
     pub delivered: u64,
@@ -81,9 +87,9 @@ pub struct Ledger {
     pub lines: u64,
     /// Lines dropped by a filter the user configured, before any destination.
     pub filtered: u64,
-    /// Lines that failed transiently in at least one destination: a retry by the source may deliver them.
+    /// Lines that failed transiently in at least one log destination: a retry by the source may deliver them.
     pub failed: LineSet,
-    /// Lines refused for good by at least one destination.
+    /// Lines refused for good by at least one log destination.
     pub rejected: LineSet,
     /// Where each unit (a Firehose record, a request...) starts in the line numbering, in order.
     pub unit_starts: Vec<u64>,

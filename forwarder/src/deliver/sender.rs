@@ -4,6 +4,10 @@
 //! to a floor (`split_depth` halvings), below which its lines are rejected; a backend's partial success counts
 //! the lines it refused; a redirect is never followed and its lines are failed. Every line ends delivered,
 //! failed or rejected in the ledger, and "delivered" only when the backend said so.
+//!
+//! Telemetry lanes (invocations: metrics, spans) are sent and counted by the same rules, in their own rows;
+//! their failures are reported but never enter the ledger's failed or rejected lines: an invocation is not a
+//! line of the source, and a metric that failed must not make the source send its logs again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -15,15 +19,46 @@ use tokio::task::{JoinError, JoinSet};
 use tracehose_export::{compress, send_for_response, Destination, ExportError, RetryPolicy};
 
 use super::batch::Sealed;
-use super::encode::Encoder;
+use super::encode::{Encoder, InvocationEncoder, Wire};
 use super::ledger::{DestinationLedger, Ledger, LineSet};
 use super::sink::{Message, SinkReport};
+
+/// What a destination carries, and how it encodes it.
+#[derive(Debug, Clone)]
+pub enum LaneEncoder {
+    /// Log records: its failures are the source's lines' failures.
+    Lines(Arc<dyn Encoder>),
+    /// Finished invocations (platform metrics, invocation spans): counted in its own row only.
+    Invocations(Arc<dyn InvocationEncoder>),
+}
 
 /// One HTTP destination: how to encode and where to send.
 #[derive(Debug, Clone)]
 pub struct HttpDestination {
-    pub encoder: Arc<dyn Encoder>,
+    pub encoder: LaneEncoder,
     pub destination: Destination,
+}
+
+impl LaneEncoder {
+    /// How its requests are framed and its answers read.
+    pub fn wire(&self) -> &dyn Wire {
+        match self {
+            LaneEncoder::Lines(encoder) => &**encoder,
+            LaneEncoder::Invocations(encoder) => &**encoder,
+        }
+    }
+}
+
+impl HttpDestination {
+    /// How its requests are framed and its answers read.
+    pub fn wire(&self) -> &dyn Wire {
+        self.encoder.wire()
+    }
+
+    /// Whether it carries the source's lines (not invocations).
+    pub fn carries_lines(&self) -> bool {
+        matches!(self.encoder, LaneEncoder::Lines(_))
+    }
 }
 
 /// How the sender behaves, the same for every destination.
@@ -107,6 +142,8 @@ const MAX_DISTINCT_ERRORS: usize = 32;
 /// distinct error is reported once, when first seen, up to [`MAX_DISTINCT_ERRORS`].
 struct Tally<R: Fn(String)> {
     ledger: Ledger,
+    /// Per lane: whether it carries lines, whose failures are the source's lines' failures.
+    lines_lane: Vec<bool>,
     /// The lines of each batch still in flight: if its task dies, they are failed, not forgotten.
     pending: HashMap<tokio::task::Id, (usize, Range<u64>)>,
     seen_errors: BTreeSet<String>,
@@ -121,7 +158,7 @@ impl<R: Fn(String)> Tally<R> {
             destinations: destinations
                 .iter()
                 .map(|d| DestinationLedger {
-                    name: d.encoder.name(),
+                    name: d.wire().name(),
                     ..DestinationLedger::default()
                 })
                 .collect(),
@@ -129,6 +166,7 @@ impl<R: Fn(String)> Tally<R> {
         };
         Self {
             ledger,
+            lines_lane: destinations.iter().map(HttpDestination::carries_lines).collect(),
             pending: HashMap::new(),
             seen_errors: BTreeSet::new(),
             unreported_errors: 0,
@@ -158,12 +196,19 @@ impl<R: Fn(String)> Tally<R> {
                 if let Some((lane, lines)) = self.pending.remove(&err.id()) {
                     let name = self.ledger.destinations[lane].name;
                     self.ledger.destinations[lane].failed += lines.end - lines.start;
-                    self.ledger.failed.insert(lines);
+                    if self.lines_lane[lane] {
+                        self.ledger.failed.insert(lines);
+                    }
                     self.error(format!("{name}: a sending task failed: {err}"));
                 }
                 return;
             }
         };
+        self.add_outcome(outcome);
+    }
+
+    /// Counts one batch's outcome in its row, and, for a lane of lines, in the lines' failures.
+    fn add_outcome(&mut self, outcome: BatchOutcome) {
         let d = &mut self.ledger.destinations[outcome.lane];
         d.delivered += outcome.delivered;
         d.retried += outcome.retried;
@@ -171,14 +216,17 @@ impl<R: Fn(String)> Tally<R> {
         d.truncated += outcome.truncated;
         d.failed += outcome.failed.len();
         d.rejected += outcome.rejected.len();
-        self.ledger.failed.union(&outcome.failed);
-        self.ledger.rejected.union(&outcome.rejected);
+        if self.lines_lane[outcome.lane] {
+            self.ledger.failed.union(&outcome.failed);
+            self.ledger.rejected.union(&outcome.rejected);
+        }
         for error in outcome.errors {
             self.error(error);
         }
     }
 
     fn finish(mut self, report: SinkReport) -> Ledger {
+        let mut errors = Vec::new();
         let ledger = &mut self.ledger;
         ledger.lines = report.lines;
         ledger.filtered = report.filtered;
@@ -187,8 +235,19 @@ impl<R: Fn(String)> Tally<R> {
             d.received = report.offered.get(i).copied().unwrap_or(0);
         }
         for (i, too_large) in report.too_large.iter().enumerate() {
-            ledger.destinations[i].rejected += too_large.len();
-            ledger.rejected.union(too_large);
+            let Some(d) = ledger.destinations.get_mut(i) else {
+                continue;
+            };
+            d.rejected += too_large.len();
+            if self.lines_lane.get(i).copied().unwrap_or(true) {
+                ledger.rejected.union(too_large);
+            } else if !too_large.is_empty() {
+                errors.push(format!(
+                    "{}: {} invocation(s) too large to send even alone: counted rejected",
+                    d.name,
+                    too_large.len()
+                ));
+            }
         }
         // Lines a destination was offered but never heard of again (the producer stopped before sealing)
         // are failures too: nothing vanishes from the counts.
@@ -198,7 +257,6 @@ impl<R: Fn(String)> Tally<R> {
                 d.failed += d.received - ended;
             }
         }
-        let mut errors = Vec::new();
         for (local, failed, error) in report.local {
             ledger.failed.union(&failed);
             match error {
@@ -233,7 +291,7 @@ async fn send_batch(
         truncated: sealed.truncated,
         ..BatchOutcome::default()
     };
-    let encoder = &target.encoder;
+    let encoder = target.wire();
     let line_of = |i: usize| sealed.lines.start + i as u64;
     // Pieces of the batch still to send, with the number of 413 halvings that made each.
     let mut pending: Vec<(Range<usize>, u32)> = vec![(0..sealed.entries.len(), 0)];
@@ -327,6 +385,91 @@ mod tests {
     use std::cell::RefCell;
 
     use super::*;
+
+    fn lanes() -> Vec<HttpDestination> {
+        use crate::deliver::encode::datadog::{DatadogEncoder, DatadogSettings};
+        use crate::deliver::encode::dd_metrics::DatadogMetricsEncoder;
+        let destination = |name| Destination {
+            name,
+            url: "http://127.0.0.1:9".into(),
+            headers: Default::default(),
+            compression: tracehose_export::Compression::None,
+            timeout: std::time::Duration::from_secs(1),
+            max_body_bytes: 1 << 20,
+        };
+        vec![
+            HttpDestination {
+                encoder: LaneEncoder::Lines(Arc::new(DatadogEncoder::new(DatadogSettings::default()))),
+                destination: destination("datadog"),
+            },
+            HttpDestination {
+                encoder: LaneEncoder::Invocations(Arc::new(DatadogMetricsEncoder::new(
+                    &DatadogSettings::default(),
+                ))),
+                destination: destination("datadog-metrics"),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_telemetry_lanes_failures_stay_in_its_row() {
+        let reported = RefCell::new(Vec::new());
+        let mut tally = Tally::new(&lanes(), |e| reported.borrow_mut().push(e));
+        let outcome = |lane, delivered, failed: std::ops::Range<u64>, rejected: std::ops::Range<u64>| {
+            let mut outcome = BatchOutcome {
+                lane,
+                delivered,
+                requests: 2,
+                ..BatchOutcome::default()
+            };
+            outcome.failed.insert(failed);
+            outcome.rejected.insert(rejected);
+            outcome
+        };
+        // Lines 0..3 (units 0..2 and 2..3) and invocations 0..4: the same numbers, counted apart.
+        tally.add_outcome(outcome(0, 2, 1..2, 0..0));
+        tally.add_outcome(outcome(1, 1, 2..3, 0..1));
+        let mut too_large = LineSet::default();
+        too_large.insert(3..4);
+        let ledger = tally.finish(SinkReport {
+            lines: 3,
+            unit_starts: vec![0, 2],
+            offered: vec![3, 4],
+            too_large: vec![LineSet::default(), too_large],
+            ..SinkReport::default()
+        });
+        let (lines, metrics) = (&ledger.destinations[0], &ledger.destinations[1]);
+        assert_eq!(
+            (lines.received, lines.delivered, lines.failed, lines.rejected),
+            (3, 2, 1, 0)
+        );
+        assert_eq!(
+            (
+                metrics.received,
+                metrics.delivered,
+                metrics.failed,
+                metrics.rejected
+            ),
+            (4, 1, 1, 2)
+        );
+        assert_eq!(
+            (ledger.failed.len(), ledger.rejected.len()),
+            (1, 0),
+            "the lines' only"
+        );
+        assert!(!ledger.unit_complete(0), "line 1 failed in the log lane");
+        assert!(
+            ledger.unit_complete(1),
+            "invocations 2 and 3 failing is no line's failure"
+        );
+        let reported = reported.into_inner();
+        assert!(
+            reported
+                .iter()
+                .any(|e| e.starts_with("datadog-metrics: 1 invocation(s) too large")),
+            "{reported:?}"
+        );
+    }
 
     #[test]
     fn distinct_errors_are_reported_up_to_a_bound_and_the_rest_counted() {

@@ -3,6 +3,8 @@
 //! open batch and written to the local NDJSON destinations (stdout, a file). Sealed batches go to the sender
 //! over a bounded channel: when the sender is behind, the pipeline waits, so memory is bounded by the batch
 //! limits and the number of batches in flight, never by the input's size.
+//!
+//! Finished invocations ([`Sink::invocation`]) go to the telemetry lanes the same way, numbered per lane.
 
 use std::borrow::Cow;
 use std::io::{self, BufWriter, Write};
@@ -12,11 +14,13 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use super::batch::{Batcher, Sealed};
+use super::encode::InvocationEncoder;
 use super::filter::Filter;
 use super::ledger::{DestinationLedger, LineSet};
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
 use crate::record::LogRecord;
+use crate::telemetry::Invocation;
 
 /// What travels from the pipeline's thread to the sender.
 #[derive(Debug)]
@@ -32,7 +36,8 @@ pub(super) struct SinkReport {
     pub lines: u64,
     pub filtered: u64,
     pub unit_starts: Vec<u64>,
-    /// Per HTTP destination: lines offered, and lines too large to send even alone.
+    /// Per HTTP destination: items offered (lines, or invocations for a telemetry lane), and those too large
+    /// to send even alone.
     pub offered: Vec<u64>,
     pub too_large: Vec<LineSet>,
     /// The local destinations, complete, with the write error that ended each, if one did.
@@ -123,6 +128,8 @@ impl LocalDestination {
 pub struct DeliverySink {
     filter: Arc<Filter>,
     batchers: Vec<Batcher>,
+    /// The telemetry lanes, each numbering its own invocations.
+    telemetry: Vec<Batcher<dyn InvocationEncoder>>,
     local: Vec<LocalDestination>,
     tx: mpsc::Sender<Message>,
     report: SinkReport,
@@ -134,20 +141,27 @@ impl DeliverySink {
         &self.filter
     }
 
+    /// `batchers` and `telemetry` each fill one lane, an index into the stage's HTTP destinations.
     pub(super) fn new(
         filter: Arc<Filter>,
         batchers: Vec<Batcher>,
+        telemetry: Vec<Batcher<dyn InvocationEncoder>>,
         local: Vec<LocalDestination>,
         tx: mpsc::Sender<Message>,
     ) -> Self {
+        let lanes = (batchers.iter().map(Batcher::lane))
+            .chain(telemetry.iter().map(Batcher::lane))
+            .max()
+            .map_or(0, |last| last + 1);
         let report = SinkReport {
-            offered: vec![0; batchers.len()],
-            too_large: vec![LineSet::default(); batchers.len()],
+            offered: vec![0; lanes],
+            too_large: vec![LineSet::default(); lanes],
             ..SinkReport::default()
         };
         Self {
             filter,
             batchers,
+            telemetry,
             local,
             tx,
             report,
@@ -170,6 +184,11 @@ impl DeliverySink {
         let lines = self.report.lines;
         for i in 0..self.batchers.len() {
             if let Some(sealed) = self.batchers[i].seal() {
+                self.send(Message::Batch(sealed))?;
+            }
+        }
+        for i in 0..self.telemetry.len() {
+            if let Some(sealed) = self.telemetry[i].seal() {
                 self.send(Message::Batch(sealed))?;
             }
         }
@@ -206,10 +225,11 @@ impl Sink for DeliverySink {
         let line = self.report.lines;
         self.report.lines += 1;
         for i in 0..self.batchers.len() {
-            self.report.offered[i] += 1;
+            let lane = self.batchers[i].lane();
+            self.report.offered[lane] += 1;
             let added = self.batchers[i].add(&record, line);
             if added.too_large {
-                self.report.too_large[i].insert(line..line + 1);
+                self.report.too_large[lane].insert(line..line + 1);
             }
             if let Some(sealed) = added.sealed {
                 self.send(Message::Batch(sealed))?;
@@ -226,6 +246,28 @@ impl Sink for DeliverySink {
             return Err(DeliveryError::AllFailed(
                 err.unwrap_or_else(|| io::Error::other("write failed")),
             ));
+        }
+        Ok(())
+    }
+
+    /// Each telemetry lane that takes the invocation (a span lane takes only those with span ids) numbers it
+    /// and batches it; a lane's row counts it, and whatever becomes of it stays out of the lines' counts.
+    fn invocation(&mut self, invocation: &Invocation) -> Result<(), DeliveryError> {
+        for i in 0..self.telemetry.len() {
+            let batcher = &mut self.telemetry[i];
+            if !batcher.encoder().accepts(invocation) {
+                continue;
+            }
+            let lane = batcher.lane();
+            let number = self.report.offered[lane];
+            self.report.offered[lane] += 1;
+            let added = batcher.add_invocation(invocation, number);
+            if added.too_large {
+                self.report.too_large[lane].insert(number..number + 1);
+            }
+            if let Some(sealed) = added.sealed {
+                self.send(Message::Batch(sealed))?;
+            }
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::batch::Batcher;
-use super::sender;
+use super::sender::{self, LaneEncoder};
 use super::{DeliverySink, Destinations, Ledger, LocalDestination, SendOptions};
 
 /// Sealed batches waiting for the sender, per destination: with the requests in flight, what the stage
@@ -28,13 +28,18 @@ impl Destinations {
     ) -> io::Result<(R, Ledger)> {
         let lanes = self.http.len().max(1);
         let (tx, rx) = mpsc::channel(lanes * QUEUED_PER_DESTINATION);
-        let batchers = self
-            .http
-            .iter()
-            .enumerate()
-            .map(|(i, d)| Batcher::new(i, Arc::clone(&d.encoder), self.batch_max_bytes))
-            .collect();
-        let mut sink = DeliverySink::new(Arc::clone(&self.filter), batchers, self.local()?, tx);
+        let (mut batchers, mut telemetry) = (Vec::new(), Vec::new());
+        for (lane, d) in self.http.iter().enumerate() {
+            match &d.encoder {
+                LaneEncoder::Lines(encoder) => {
+                    batchers.push(Batcher::new(lane, Arc::clone(encoder), self.batch_max_bytes));
+                }
+                LaneEncoder::Invocations(encoder) => {
+                    telemetry.push(Batcher::new(lane, Arc::clone(encoder), self.batch_max_bytes));
+                }
+            }
+        }
+        let mut sink = DeliverySink::new(Arc::clone(&self.filter), batchers, telemetry, self.local()?, tx);
         let producer = tokio::task::spawn_blocking(move || {
             let produced = produce(&mut sink);
             // A failure here means the sender is gone; its ledger says what became of the lines.

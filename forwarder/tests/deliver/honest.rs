@@ -23,12 +23,14 @@ pub fn lines(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("line {i}")).collect()
 }
 
-/// The message of an entry as the vendor keeps it.
+/// The message of an entry as the vendor keeps it (a telemetry entry's metric or span name).
 pub fn message(vendor: Vendor, entry: &Value) -> String {
     let key = match vendor {
         Vendor::Dynatrace => "content",
         Vendor::Datadog => "message",
         Vendor::Otlp | Vendor::DynatraceOtlp => "body",
+        Vendor::OtlpMetrics | Vendor::DynatraceOtlpMetrics | Vendor::DatadogMetrics => "metric",
+        Vendor::OtlpTraces | Vendor::DynatraceOtlpTraces => "name",
     };
     entry[key].as_str().unwrap_or_default().to_owned()
 }

@@ -46,6 +46,8 @@ pub async fn start(extra: &[(&str, &str)], options: ServeOptions) -> Harness {
             "DD_LOGS_CONFIG_LOGS_DD_URL".to_owned(),
             format!("{base}/api/v2/logs"),
         ),
+        // The platform metrics' host: never the real Datadog from a test.
+        ("DD_DD_URL".to_owned(), base.clone()),
         ("TRACEHOSE_STDOUT".to_owned(), "false".to_owned()),
         ("TRACEHOSE_ACCESS_KEYS".to_owned(), format!("old-key,{KEY}")),
     ];

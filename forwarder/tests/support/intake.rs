@@ -15,7 +15,10 @@
 //! ```
 //!
 //! Paths: `POST /api/v2/logs/ingest` (Dynatrace, 204), `POST /api/v2/otlp/v1/logs` (Dynatrace OTLP, 200),
-//! `POST /v1/logs` (OTLP, 200), `POST /api/v2/logs` (Datadog, 202); anything else is a 404 and a violation.
+//! `POST /v1/logs` (OTLP, 200), `POST /api/v2/logs` (Datadog, 202); the platform telemetry's (docs/formats.md
+//! section 9): `POST /v1/metrics` and `/v1/traces` (OTLP, 200), `POST /api/v2/otlp/v1/metrics` and
+//! `/api/v2/otlp/v1/traces` (Dynatrace OTLP, 200; cumulative metrics refused, as Dynatrace does) and
+//! `POST /api/v1/distribution_points` (Datadog distributions, 202); anything else is a 404 and a violation.
 //! Refusals: bad auth 401 (Datadog 403), over a size or count limit 413, anything else malformed 400.
 //! An injected fault takes precedence over the contract's answer, but violations are recorded either way.
 
@@ -30,6 +33,8 @@ mod faults;
 mod otlp_json;
 #[path = "intake/reply.rs"]
 mod reply;
+#[path = "intake/telemetry.rs"]
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +49,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -57,15 +64,57 @@ pub enum Vendor {
     DynatraceOtlp,
     Otlp,
     Datadog,
+    OtlpMetrics,
+    OtlpTraces,
+    DynatraceOtlpMetrics,
+    DynatraceOtlpTraces,
+    DatadogMetrics,
 }
 
 impl Vendor {
-    pub const ALL: [Vendor; 4] = [
+    pub const ALL: [Vendor; 9] = [
+        Vendor::Dynatrace,
+        Vendor::DynatraceOtlp,
+        Vendor::Otlp,
+        Vendor::Datadog,
+        Vendor::OtlpMetrics,
+        Vendor::OtlpTraces,
+        Vendor::DynatraceOtlpMetrics,
+        Vendor::DynatraceOtlpTraces,
+        Vendor::DatadogMetrics,
+    ];
+
+    /// The log intakes, which the log tests fault.
+    pub const LOGS: [Vendor; 4] = [
         Vendor::Dynatrace,
         Vendor::DynatraceOtlp,
         Vendor::Otlp,
         Vendor::Datadog,
     ];
+
+    /// Whether its body is an OTLP export request (of logs, metrics or traces).
+    pub fn is_otlp(self) -> bool {
+        matches!(
+            self,
+            Vendor::Otlp
+                | Vendor::DynatraceOtlp
+                | Vendor::OtlpMetrics
+                | Vendor::OtlpTraces
+                | Vendor::DynatraceOtlpMetrics
+                | Vendor::DynatraceOtlpTraces
+        )
+    }
+
+    /// Whether it takes Dynatrace's `Api-Token`.
+    pub fn is_dynatrace(self) -> bool {
+        matches!(
+            self,
+            Vendor::Dynatrace
+                | Vendor::DynatraceOtlp
+                | Vendor::DynatraceOtlpMetrics
+                | Vendor::DynatraceOtlpTraces
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -73,6 +122,11 @@ impl Vendor {
             Vendor::DynatraceOtlp => "dynatrace_otlp",
             Vendor::Otlp => "otlp",
             Vendor::Datadog => "datadog",
+            Vendor::OtlpMetrics => "otlp_metrics",
+            Vendor::OtlpTraces => "otlp_traces",
+            Vendor::DynatraceOtlpMetrics => "dynatrace_otlp_metrics",
+            Vendor::DynatraceOtlpTraces => "dynatrace_otlp_traces",
+            Vendor::DatadogMetrics => "datadog_metrics",
         }
     }
 
@@ -82,6 +136,11 @@ impl Vendor {
             Vendor::DynatraceOtlp => "/api/v2/otlp/v1/logs",
             Vendor::Otlp => "/v1/logs",
             Vendor::Datadog => "/api/v2/logs",
+            Vendor::OtlpMetrics => "/v1/metrics",
+            Vendor::OtlpTraces => "/v1/traces",
+            Vendor::DynatraceOtlpMetrics => "/api/v2/otlp/v1/metrics",
+            Vendor::DynatraceOtlpTraces => "/api/v2/otlp/v1/traces",
+            Vendor::DatadogMetrics => "/api/v1/distribution_points",
         }
     }
 
@@ -96,8 +155,8 @@ impl Vendor {
     fn success(self) -> u16 {
         match self {
             Vendor::Dynatrace => 204,
-            Vendor::DynatraceOtlp | Vendor::Otlp => 200,
-            Vendor::Datadog => 202,
+            Vendor::Datadog | Vendor::DatadogMetrics => 202,
+            _ => 200,
         }
     }
 
@@ -168,13 +227,16 @@ pub struct Recorded {
     pub headers: BTreeMap<String, String>,
     pub wire_bytes: usize,
     pub decoded_bytes: usize,
-    /// Entries or log records in the body.
+    /// Entries, log records, metric data points, spans or distribution series in the body.
     pub count: usize,
     /// Of those, how many a partial-success answer said were refused (the last ones of the request).
     pub refused: usize,
-    /// JSON vendors: the entries as sent; OTLP: flat objects from `otlp_entries`.
+    /// JSON vendors: the entries as sent (Datadog distributions: each series); OTLP: flat objects from
+    /// `otlp_entries`, `metric_entries` (one per data point) or `span_entries`.
     pub entries: Vec<Value>,
     pub otlp: Option<ExportLogsServiceRequest>,
+    pub metrics: Option<ExportMetricsServiceRequest>,
+    pub traces: Option<ExportTraceServiceRequest>,
     pub violations: Vec<String>,
     pub injected: Option<Answer>,
     pub outcome: Outcome,
@@ -295,6 +357,24 @@ impl Intake {
         records
             .filter(|r| r.vendor == Some(vendor) && r.success())
             .filter_map(|r| r.otlp)
+            .collect()
+    }
+
+    /// The decoded protobuf of each successful OTLP metrics request.
+    pub fn accepted_metrics(&self, vendor: Vendor) -> Vec<ExportMetricsServiceRequest> {
+        let records = self.requests().into_iter();
+        records
+            .filter(|r| r.vendor == Some(vendor) && r.success())
+            .filter_map(|r| r.metrics)
+            .collect()
+    }
+
+    /// The decoded protobuf of each successful OTLP traces request.
+    pub fn accepted_traces(&self, vendor: Vendor) -> Vec<ExportTraceServiceRequest> {
+        let records = self.requests().into_iter();
+        records
+            .filter(|r| r.vendor == Some(vendor) && r.success())
+            .filter_map(|r| r.traces)
             .collect()
     }
 
@@ -481,7 +561,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             Outcome::Hung => "hung".into(),
         };
         let refused = match (&injected, vendor) {
-            (Some(Answer::Partial { refused }), Some(Vendor::Otlp | Vendor::DynatraceOtlp)) => {
+            (Some(Answer::Partial { refused }), Some(vendor)) if vendor.is_otlp() => {
                 (*refused).min(checked.count)
             }
             // Dynatrace's documented partial success does not say how many: none of the request counts.
@@ -501,6 +581,8 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Reply
             refused,
             entries: checked.entries,
             otlp: checked.otlp,
+            metrics: checked.metrics,
+            traces: checked.traces,
             violations: violations.clone(),
             injected: injected.clone(),
             outcome,

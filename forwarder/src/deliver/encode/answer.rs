@@ -2,7 +2,9 @@
 //! log ingest API's 200. An answer is outside data: whatever it holds, reading it neither fails nor panics,
 //! and a count it gives is never taken beyond the entries sent.
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use serde_json::Value;
 use tracehose_export::Delivered;
@@ -12,51 +14,112 @@ use super::Refused;
 /// Longest backend message kept for the report.
 const MAX_MESSAGE: usize = 512;
 
+/// What an OTLP partial success says: how many items it refused, and its message.
+struct Partial {
+    rejected: i64,
+    message: String,
+}
+
+/// The OTLP signal an answer is for: its response type and the name of its refused count.
+struct Signal {
+    /// The count's proto3 JSON name and its proto field name.
+    json_names: (&'static str, &'static str),
+    decode: fn(&[u8]) -> Option<Partial>,
+}
+
+const LOGS: Signal = Signal {
+    json_names: ("rejectedLogRecords", "rejected_log_records"),
+    decode: |body| {
+        let partial = ExportLogsServiceResponse::decode(body).ok()?.partial_success?;
+        Some(Partial {
+            rejected: partial.rejected_log_records,
+            message: partial.error_message,
+        })
+    },
+};
+
+const METRICS: Signal = Signal {
+    json_names: ("rejectedDataPoints", "rejected_data_points"),
+    decode: |body| {
+        let partial = ExportMetricsServiceResponse::decode(body).ok()?.partial_success?;
+        Some(Partial {
+            rejected: partial.rejected_data_points,
+            message: partial.error_message,
+        })
+    },
+};
+
+const TRACES: Signal = Signal {
+    json_names: ("rejectedSpans", "rejected_spans"),
+    decode: |body| {
+        let partial = ExportTraceServiceResponse::decode(body).ok()?.partial_success?;
+        Some(Partial {
+            rejected: partial.rejected_spans,
+            message: partial.error_message,
+        })
+    },
+};
+
 /// An OTLP/HTTP logs answer: `ExportLogsServiceResponse` in protobuf, or in JSON when its `Content-Type` says
 /// so. `rejected_log_records` is the count refused; an answer that does not decode, or is empty, refuses
 /// nothing (a 2xx is the protocol's success, and most backends send an empty body).
 pub fn otlp_logs(answer: &Delivered, entries: usize) -> Refused {
+    otlp(&LOGS, answer, entries)
+}
+
+/// An OTLP/HTTP metrics answer, read as [`otlp_logs`] reads a logs answer. It counts data points, and an
+/// entry is one invocation's several points: which invocations they were is not said, so each refused point
+/// counts one invocation refused (at most every invocation sent), an undercount of what arrived, never an
+/// overcount.
+pub fn otlp_metrics(answer: &Delivered, entries: usize) -> Refused {
+    otlp(&METRICS, answer, entries)
+}
+
+/// An OTLP/HTTP traces answer, read as [`otlp_metrics`]: each refused span counts one invocation refused.
+pub fn otlp_traces(answer: &Delivered, entries: usize) -> Refused {
+    otlp(&TRACES, answer, entries)
+}
+
+fn otlp(signal: &Signal, answer: &Delivered, entries: usize) -> Refused {
     let json = answer.content_type.as_deref().is_some_and(|t| {
         t.trim_start()
             .to_ascii_lowercase()
             .starts_with("application/json")
     });
     let partial = if json {
-        partial_from_json(&answer.body)
+        partial_from_json(&answer.body, signal.json_names)
     } else {
-        ExportLogsServiceResponse::decode(&answer.body[..])
-            .ok()
-            .and_then(|response| response.partial_success)
+        (signal.decode)(&answer.body)
     };
     let Some(partial) = partial else {
         return Refused::default();
     };
-    let count = usize::try_from(partial.rejected_log_records.max(0))
+    let count = usize::try_from(partial.rejected.max(0))
         .unwrap_or(usize::MAX)
         .min(entries);
     Refused {
         count,
-        message: message(&partial.error_message),
+        message: message(&partial.message),
     }
 }
 
-/// The JSON form of the same message (proto3 JSON: `partialSuccess.rejectedLogRecords`, an int64 written as
-/// a string or a number; the proto field names are accepted too).
-fn partial_from_json(body: &[u8]) -> Option<ExportLogsPartialSuccess> {
+/// The JSON form of the same message (proto3 JSON: `partialSuccess.<count>`, an int64 written as a string or
+/// a number; the proto field names are accepted too).
+fn partial_from_json(body: &[u8], (json_name, proto_name): (&str, &str)) -> Option<Partial> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let partial = field(&value, "partialSuccess", "partial_success")?;
-    let rejected = match field(partial, "rejectedLogRecords", "rejected_log_records") {
+    let rejected = match field(partial, json_name, proto_name) {
         // Beyond i64, serde_json holds a float: `as` saturates it.
         Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    let error_message = field(partial, "errorMessage", "error_message")
+    let message = field(partial, "errorMessage", "error_message")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Some(ExportLogsPartialSuccess {
-        rejected_log_records: rejected.unwrap_or(0),
-        error_message: error_message.to_owned(),
+    Some(Partial {
+        rejected: rejected.unwrap_or(0),
+        message: message.to_owned(),
     })
 }
 
@@ -109,6 +172,7 @@ fn cut(text: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
 
     fn answer(status: u16, content_type: Option<&str>, body: impl Into<bytes::Bytes>) -> Delivered {
         Delivered {
@@ -182,6 +246,52 @@ mod tests {
         assert_eq!(
             otlp_logs(&answer(200, Some("application/json"), huge), 3).count,
             3
+        );
+    }
+
+    #[test]
+    fn metrics_and_traces_partial_successes_count_their_own_fields() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsPartialSuccess;
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+        let metrics = ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: 3,
+                error_message: "cumulative".to_owned(),
+            }),
+        }
+        .encode_to_vec();
+        let refused = otlp_metrics(&answer(200, None, metrics.clone()), 10);
+        assert_eq!(
+            (refused.count, refused.message.as_deref()),
+            (3, Some("cumulative"))
+        );
+        assert_eq!(
+            otlp_metrics(&answer(200, None, metrics), 2).count,
+            2,
+            "at most every entry"
+        );
+        let traces = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: i64::MAX,
+                error_message: String::new(),
+            }),
+        }
+        .encode_to_vec();
+        assert_eq!(otlp_traces(&answer(200, None, traces), 4).count, 4);
+        let json = r#"{"partialSuccess":{"rejectedDataPoints":"2","rejectedSpans":5}}"#;
+        assert_eq!(
+            otlp_metrics(&answer(200, Some("application/json"), json), 10).count,
+            2
+        );
+        assert_eq!(
+            otlp_traces(&answer(200, Some("application/json"), json), 10).count,
+            5
+        );
+        // A logs answer's field means nothing to a metrics answer.
+        let logs = r#"{"partialSuccess":{"rejectedLogRecords":9}}"#;
+        assert_eq!(
+            otlp_metrics(&answer(200, Some("application/json"), logs), 10).count,
+            0
         );
     }
 

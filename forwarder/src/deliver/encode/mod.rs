@@ -4,16 +4,26 @@
 //! An encoder turns one record into one self-contained *entry* (a JSON object, an OTLP `LogRecord`), cut to
 //! the destination's per-entry limits, and joins a run of entries into a request body. Keeping entries apart
 //! until a request is built is what lets a batch refused with 413 be split in halves and sent again.
+//!
+//! Finished invocations ([`Invocation`]) go the same way through an [`InvocationEncoder`]: one invocation is
+//! one entry (its Datadog distribution series, its OTLP metrics, its spans), batched, split and counted by
+//! the same core (docs/formats.md, section 9).
 
 mod answer;
 pub mod datadog;
+pub mod dd_metrics;
 pub mod dynatrace;
+pub(crate) mod figures;
 mod json;
 pub mod otlp;
+mod otlp_invocation;
+pub mod otlp_metrics;
+pub mod otlp_spans;
 
 use std::sync::{Arc, Mutex};
 
 use crate::record::{LogRecord, Source};
+use crate::telemetry::Invocation;
 
 /// Ends a field cut to a destination's limit, so that a reader sees it was cut.
 pub const TRUNCATED: &str = " [tracehose: truncated]";
@@ -231,6 +241,18 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
 pub trait Encoder: Wire {
     /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
     fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
+}
+
+/// A telemetry destination's encoder: one finished [`Invocation`] to one entry, framed by its [`Wire`].
+pub trait InvocationEncoder: Wire {
+    /// Whether this destination takes `invocation` at all: a span lane takes only invocations with span ids.
+    /// An invocation it does not take is never offered, so never counted in its ledger row.
+    fn accepts(&self, _invocation: &Invocation) -> bool {
+        true
+    }
+
+    /// Appends one invocation's entry to `out`, cut to the destination's per-entry limits.
+    fn encode(&self, invocation: &Invocation, out: &mut Vec<u8>) -> Encoded;
 }
 
 /// Records and batches as the pipeline and the batching core make them, for the encoders' tests.

@@ -7,6 +7,8 @@ use std::io::Read;
 use flate2::read::{MultiGzDecoder, ZlibDecoder};
 use hyper::header::{HeaderMap, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -21,7 +23,7 @@ pub(crate) struct Problem {
     pub message: String,
 }
 
-fn problem(status: u16, message: impl Into<String>) -> Problem {
+pub(crate) fn problem(status: u16, message: impl Into<String>) -> Problem {
     Problem {
         status,
         message: message.into(),
@@ -34,6 +36,8 @@ pub(crate) struct Checked {
     /// JSON vendors: the entries as sent. OTLP: one flat object per log record (see `otlp_entries`).
     pub entries: Vec<Value>,
     pub otlp: Option<ExportLogsServiceRequest>,
+    pub metrics: Option<ExportMetricsServiceRequest>,
+    pub traces: Option<ExportTraceServiceRequest>,
     /// Entries or log records in the request, also when `entries` is not kept.
     pub count: usize,
     pub decoded_bytes: usize,
@@ -77,6 +81,12 @@ pub(crate) fn check(
         Vendor::Dynatrace => dynatrace(config, &body, minimal, &mut out),
         Vendor::Datadog => datadog(config, &body, minimal, &mut out),
         Vendor::Otlp | Vendor::DynatraceOtlp => otlp(&body, minimal, &mut out),
+        Vendor::OtlpMetrics => super::telemetry::metrics(&body, false, minimal, &mut out),
+        Vendor::DynatraceOtlpMetrics => super::telemetry::metrics(&body, true, minimal, &mut out),
+        Vendor::OtlpTraces | Vendor::DynatraceOtlpTraces => {
+            super::telemetry::traces(&body, minimal, &mut out)
+        }
+        Vendor::DatadogMetrics => super::telemetry::distributions(&body, minimal, &mut out),
     }
     out
 }
@@ -87,7 +97,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn check_auth(vendor: Vendor, config: &IntakeConfig, headers: &HeaderMap, problems: &mut Vec<Problem>) {
     match vendor {
-        Vendor::Dynatrace | Vendor::DynatraceOtlp => {
+        v if v.is_dynatrace() => {
             let token = header(headers, AUTHORIZATION.as_str()).and_then(|v| {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("Api-Token").then_some(token)
@@ -99,12 +109,12 @@ fn check_auth(vendor: Vendor, config: &IntakeConfig, headers: &HeaderMap, proble
                 ));
             }
         }
-        Vendor::Datadog => {
+        Vendor::Datadog | Vendor::DatadogMetrics => {
             if header(headers, "dd-api-key") != Some(config.datadog_key.as_str()) {
                 problems.push(problem(403, "DD-API-KEY missing or not the configured key"));
             }
         }
-        Vendor::Otlp => {
+        _ => {
             if let Some((name, value)) = &config.otlp_header {
                 if header(headers, name) != Some(value.as_str()) {
                     problems.push(problem(
@@ -139,17 +149,19 @@ fn check_content_type(vendor: Vendor, headers: &HeaderMap, problems: &mut Vec<Pr
     let charset_ok = params
         .iter()
         .all(|(k, v)| k == "charset" && v.eq_ignore_ascii_case("utf-8"));
-    let ok = match vendor {
-        Vendor::Dynatrace | Vendor::Datadog => essence == "application/json" && charset_ok,
-        Vendor::Otlp | Vendor::DynatraceOtlp => essence == "application/x-protobuf" && params.is_empty(),
+    let otlp = vendor.is_otlp();
+    let ok = if otlp {
+        essence == "application/x-protobuf" && params.is_empty()
+    } else {
+        essence == "application/json" && charset_ok
     };
     if !ok {
         let expected = match vendor {
             Vendor::Dynatrace => "application/json; charset=utf-8",
-            Vendor::Datadog => "application/json",
             // OTLP/JSON is valid for generic backends, but this project only sends protobuf, and Dynatrace
             // accepts nothing else: a JSON request here means something changed.
-            Vendor::Otlp | Vendor::DynatraceOtlp => "application/x-protobuf",
+            _ if otlp => "application/x-protobuf",
+            _ => "application/json",
         };
         problems.push(problem(400, format!("Content-Type {raw:?}, expected {expected}")));
     }

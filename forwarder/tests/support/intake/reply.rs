@@ -8,6 +8,12 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use hyper::{Response, StatusCode};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 use serde_json::json;
 
@@ -18,6 +24,36 @@ use super::{Reply, Vendor};
 /// than any client here waits.
 pub const HANG: Duration = Duration::from_secs(600);
 
+/// The export response of the vendor's signal, with a partial success refusing `refused` items if given.
+fn otlp_answer(vendor: Option<Vendor>, refused: Option<usize>) -> Vec<u8> {
+    let rejected = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let message =
+        |n: usize, what: &str| format!("{n} {what} refused by the intake's injected partial success");
+    match vendor {
+        Some(Vendor::OtlpMetrics | Vendor::DynatraceOtlpMetrics) => ExportMetricsServiceResponse {
+            partial_success: refused.map(|n| ExportMetricsPartialSuccess {
+                rejected_data_points: rejected(n),
+                error_message: message(n, "data points"),
+            }),
+        }
+        .encode_to_vec(),
+        Some(Vendor::OtlpTraces | Vendor::DynatraceOtlpTraces) => ExportTraceServiceResponse {
+            partial_success: refused.map(|n| ExportTracePartialSuccess {
+                rejected_spans: rejected(n),
+                error_message: message(n, "spans"),
+            }),
+        }
+        .encode_to_vec(),
+        _ => ExportLogsServiceResponse {
+            partial_success: refused.map(|n| ExportLogsPartialSuccess {
+                rejected_log_records: rejected(n),
+                error_message: message(n, "log records"),
+            }),
+        }
+        .encode_to_vec(),
+    }
+}
+
 pub fn reply(
     vendor: Option<Vendor>,
     code: u16,
@@ -26,23 +62,14 @@ pub fn reply(
     refused: usize,
 ) -> Reply {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let otlp = matches!(vendor, Some(Vendor::Otlp | Vendor::DynatraceOtlp));
+    let otlp = vendor.is_some_and(Vendor::is_otlp);
     let partial = matches!(injected, Some(Answer::Partial { .. }));
     let (content_type, body) = if status == StatusCode::NO_CONTENT || status.is_redirection() {
         (None, Bytes::new())
     } else if otlp && status.is_success() {
-        let mut answer = ExportLogsServiceResponse::default();
-        if partial {
-            answer.partial_success = Some(ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(refused).unwrap_or(i64::MAX),
-                error_message: format!(
-                    "{refused} log records refused by the intake's injected partial success"
-                ),
-            });
-        }
         (
             Some("application/x-protobuf"),
-            Bytes::from(answer.encode_to_vec()),
+            Bytes::from(otlp_answer(vendor, partial.then_some(refused))),
         )
     } else if partial && vendor == Some(Vendor::Dynatrace) {
         // The documented 200 of the log ingest API: a SuccessEnvelope with a message and no counts.

@@ -1,0 +1,400 @@
+//! Datadog enhanced Lambda metrics (docs/formats.md, section 9): each finished invocation becomes the
+//! distribution series the Datadog Forwarder makes of a REPORT line, under the same names
+//! (`aws.lambda.enhanced.*`), units (seconds, MB, USD) and tags (`functionname`, `aws_account`, `region`,
+//! `memorysize`, `cold_start`, `executedversion` for a published version), posted to the public distribution API:
+//! `{"series":[{"metric":...,"points":[[unix_s,[value]]],"tags":[...],"type":"distribution"}]}`.
+//!
+//! One entry is one invocation's series, comma-joined; a body wraps a run of entries in `{"series":[`...`]}`.
+
+use serde::Serialize;
+
+use super::datadog::DatadogSettings;
+use super::figures::{cut_text, estimated_cost_usd, sane, seconds};
+use super::{Encoded, Entries, InvocationEncoder, RequestLimits, Wire};
+use crate::telemetry::{Invocation, Outcome};
+
+/// Datadog's metrics intake takes at most 3.2 MB per request (read before compression here, the stricter
+/// reading); the entry count only keeps a batch's bookkeeping small (about ten series an invocation).
+pub const DD_METRICS_LIMITS: RequestLimits = RequestLimits {
+    max_body_bytes: 3_200_000,
+    max_entries: 1_000,
+};
+
+/// Datadog keeps at most 200 characters of a tag; a longer one is cut here, visibly, rather than there.
+const MAX_TAG_BYTES: usize = 200;
+
+const PREFIX: &str = "aws.lambda.enhanced.";
+const OPEN: &[u8] = b"{\"series\":[";
+const CLOSE: &[u8] = b"]}";
+
+#[derive(Debug)]
+pub struct DatadogMetricsEncoder {
+    /// `env:`, `service:`, `version:` and `DD_TAGS`, as the logs encoder applies them.
+    configured_tags: Vec<String>,
+}
+
+impl DatadogMetricsEncoder {
+    pub fn new(settings: &DatadogSettings) -> Self {
+        let mut configured_tags = Vec::new();
+        for (key, value) in [
+            ("env", &settings.env),
+            ("service", &settings.service),
+            ("version", &settings.version),
+        ] {
+            if let Some(value) = value {
+                configured_tags.push(format!("{key}:{value}"));
+            }
+        }
+        configured_tags.extend(settings.tags.iter().cloned());
+        Self { configured_tags }
+    }
+
+    /// The invocation's tags, each cut to Datadog's limit; and whether one was cut.
+    fn tags(&self, invocation: &Invocation) -> (Vec<String>, bool) {
+        let source = &invocation.source;
+        let mut tags: Vec<String> = Vec::with_capacity(self.configured_tags.len() + 6);
+        if let Some(memory) = invocation.memory_size_mb {
+            tags.push(format!("memorysize:{memory}"));
+        }
+        tags.push(format!("cold_start:{}", invocation.cold_start));
+        // A published version only, as Datadog's Lambda libraries tag it: `$LATEST` is no version.
+        let version = invocation.version.as_ref().filter(|v| v.as_str() != "$LATEST");
+        for (key, value) in [
+            ("region", source.region.as_ref()),
+            ("aws_account", source.account_id.as_ref()),
+            ("functionname", source.function_name.as_ref()),
+            ("executedversion", version),
+        ] {
+            if let Some(value) = value {
+                tags.push(format!("{key}:{value}"));
+            }
+        }
+        tags.extend(self.configured_tags.iter().cloned());
+        let mut truncated = false;
+        for tag in &mut tags {
+            if let (std::borrow::Cow::Owned(cut), true) = cut_text(tag, MAX_TAG_BYTES) {
+                *tag = cut;
+                truncated = true;
+            }
+        }
+        (tags, truncated)
+    }
+}
+
+/// The enhanced metrics of one invocation, `(name under aws.lambda.enhanced., value)`, as the Datadog
+/// Forwarder makes them from a REPORT line, plus the counts Datadog's Lambda layer sends (`invocations`,
+/// `errors`). A figure the line did not give, or that is not a finite non-negative number, is left out; a
+/// Lambda Managed Instance has no billed duration and no cost.
+// The same list as `telemetry::figures`' Datadog list, kept here until that module is merged.
+fn enhanced(invocation: &Invocation) -> Vec<(&'static str, f64)> {
+    let mut metrics = vec![("invocations", 1.0)];
+    if invocation.outcome != Outcome::Success {
+        metrics.push(("errors", 1.0));
+    }
+    if let Some(duration) = seconds(invocation.duration_ms) {
+        metrics.push(("duration", duration));
+    }
+    if !invocation.managed_instances {
+        if let Some(billed) = invocation.billed_duration_ms.and_then(seconds) {
+            metrics.push(("billed_duration", billed));
+        }
+    }
+    if let Some(init) = invocation.init_duration_ms.and_then(seconds) {
+        metrics.push(("init_duration", init));
+    }
+    if let Some(used) = invocation.max_memory_used_mb.and_then(|mb| sane(mb as f64)) {
+        metrics.push(("max_memory_used", used));
+    }
+    if let Some(cost) = estimated_cost_usd(invocation) {
+        metrics.push(("estimated_cost", cost));
+    }
+    if invocation.timed_out {
+        metrics.push(("timeouts", 1.0));
+    }
+    if invocation.out_of_memory {
+        metrics.push(("out_of_memory", 1.0));
+    }
+    metrics
+}
+
+/// One series of the distribution API.
+#[derive(Serialize)]
+struct Series<'a> {
+    metric: &'a str,
+    /// `[[unix seconds, [value]]]`; the value is finite (see `enhanced`), so serde_json writes a number.
+    points: [(i64, [f64; 1]); 1],
+    tags: &'a [String],
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl Wire for DatadogMetricsEncoder {
+    fn name(&self) -> &'static str {
+        "datadog-metrics"
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    fn limits(&self) -> RequestLimits {
+        DD_METRICS_LIMITS
+    }
+
+    fn body_overhead(&self) -> usize {
+        OPEN.len() + CLOSE.len()
+    }
+
+    fn body(&self, entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
+        let range = range.start.min(entries.len())..range.end.min(entries.len());
+        let len: usize = range.clone().map(|i| entries.entry(i).len() + 1).sum();
+        let mut out = Vec::with_capacity(OPEN.len() + len + CLOSE.len());
+        out.extend_from_slice(OPEN);
+        for (n, i) in range.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(entries.entry(i));
+        }
+        out.extend_from_slice(CLOSE);
+        out
+    }
+}
+
+impl InvocationEncoder for DatadogMetricsEncoder {
+    fn encode(&self, invocation: &Invocation, out: &mut Vec<u8>) -> Encoded {
+        let start = out.len();
+        let (tags, truncated) = self.tags(invocation);
+        // The REPORT event's time, in whole seconds, as the Forwarder submits it.
+        let timestamp = invocation.report_ms.div_euclid(1000);
+        let mut name = String::with_capacity(PREFIX.len() + 16);
+        let mut written = 0;
+        for (metric, value) in enhanced(invocation) {
+            let before = out.len();
+            if written > 0 {
+                out.push(b',');
+            }
+            name.clear();
+            name.push_str(PREFIX);
+            name.push_str(metric);
+            let series = Series {
+                metric: &name,
+                points: [(timestamp, [value])],
+                tags: &tags,
+                kind: "distribution",
+            };
+            // Serialising plain strings and numbers into a Vec cannot fail; should it, the series is left
+            // out whole (with its comma) rather than sent broken.
+            if serde_json::to_writer(&mut *out, &series).is_err() {
+                out.truncate(before);
+                continue;
+            }
+            written += 1;
+        }
+        Encoded {
+            bytes: out.len() - start,
+            truncated,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::deliver::encode::figures::testing::{cold_timeout, invocation};
+    use crate::record::Source;
+
+    fn settings(pairs: &[(&str, &str)]) -> DatadogSettings {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        DatadogSettings::from_lookup(&move |k| map.get(k).cloned()).unwrap()
+    }
+
+    /// The request body of `invocations` as the batching core builds it, decoded.
+    fn decode(encoder: &DatadogMetricsEncoder, invocations: &[Invocation]) -> (Value, bool) {
+        let mut entries = Entries::default();
+        let mut truncated = false;
+        for invocation in invocations {
+            entries
+                .sources
+                .push((entries.len(), Arc::clone(&invocation.source)));
+            let encoded = encoder.encode(invocation, &mut entries.data);
+            truncated |= encoded.truncated;
+            entries.ends.push(entries.data.len());
+            assert_eq!(entries.entry(entries.len() - 1).len(), encoded.bytes);
+        }
+        let body = encoder.body(&entries, 0..entries.len());
+        let framing: usize = (0..entries.len())
+            .map(|i| encoder.entry_overhead(entries.entry(i).len()))
+            .sum();
+        assert!(body.len() <= encoder.body_overhead() + framing + entries.data.len());
+        (serde_json::from_slice(&body).unwrap(), truncated)
+    }
+
+    /// `metric -> (value, tags)` of one invocation's series.
+    fn series(body: &Value) -> BTreeMap<String, (f64, Vec<String>)> {
+        body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["type"], "distribution");
+                let point = &s["points"][0];
+                assert_eq!(point[0], json!(1_700_000_001));
+                let tags = s["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_owned());
+                (
+                    s["metric"].as_str().unwrap().to_owned(),
+                    (point[1][0].as_f64().unwrap(), tags.collect()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_warm_invocation_makes_the_forwarders_series_and_tags() {
+        let encoder = DatadogMetricsEncoder::new(&settings(&[
+            ("DD_ENV", "prod"),
+            ("DD_SERVICE", "shop"),
+            ("DD_TAGS", "team:pay tier:1"),
+        ]));
+        let (body, truncated) = decode(&encoder, &[invocation()]);
+        assert!(!truncated);
+        let got = series(&body);
+        let names: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "aws.lambda.enhanced.billed_duration",
+                "aws.lambda.enhanced.duration",
+                "aws.lambda.enhanced.estimated_cost",
+                "aws.lambda.enhanced.invocations",
+                "aws.lambda.enhanced.max_memory_used",
+            ]
+        );
+        assert_eq!(got["aws.lambda.enhanced.duration"].0, 0.4805);
+        assert_eq!(got["aws.lambda.enhanced.billed_duration"].0, 0.481);
+        assert_eq!(got["aws.lambda.enhanced.max_memory_used"].0, 90.0);
+        let cost = got["aws.lambda.enhanced.estimated_cost"].0;
+        let want = 0.000_000_2 + 0.481 * 1.0 * 0.000_016_666_7;
+        assert!((cost - want).abs() < 1e-15, "{cost} {want}");
+        assert_eq!(
+            got["aws.lambda.enhanced.duration"].1,
+            [
+                "memorysize:1024",
+                "cold_start:false",
+                "region:eu-west-1",
+                "aws_account:123456789012",
+                "functionname:checkout",
+                "executedversion:42",
+                "env:prod",
+                "service:shop",
+                "team:pay",
+                "tier:1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cold_timeout_counts_its_error_timeout_and_init() {
+        let mut cold = cold_timeout();
+        cold.out_of_memory = true;
+        cold.version = Some("$LATEST".to_owned());
+        let encoder = DatadogMetricsEncoder::new(&DatadogSettings::default());
+        let (body, _) = decode(&encoder, &[cold]);
+        let got = series(&body);
+        for (metric, value) in [
+            ("errors", 1.0),
+            ("timeouts", 1.0),
+            ("out_of_memory", 1.0),
+            ("init_duration", 0.25025),
+        ] {
+            assert_eq!(got[&format!("{PREFIX}{metric}")].0, value, "{metric}");
+        }
+        let tags = &got["aws.lambda.enhanced.invocations"].1;
+        assert!(tags.contains(&"cold_start:true".to_owned()));
+        assert!(!tags.iter().any(|t| t.starts_with("executedversion:")));
+    }
+
+    #[test]
+    fn managed_instances_send_their_duration_and_never_a_cost() {
+        let mut managed = invocation();
+        managed.managed_instances = true;
+        managed.billed_duration_ms = Some(481.0);
+        managed.max_memory_used_mb = None;
+        let encoder = DatadogMetricsEncoder::new(&DatadogSettings::default());
+        let (body, _) = decode(&encoder, &[managed]);
+        let got = series(&body);
+        let names: Vec<&str> = got.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["aws.lambda.enhanced.duration", "aws.lambda.enhanced.invocations"]
+        );
+    }
+
+    #[test]
+    fn hostile_figures_never_reach_the_wire_and_long_tags_are_cut() {
+        let mut hostile = invocation();
+        hostile.duration_ms = f64::NAN;
+        hostile.billed_duration_ms = Some(f64::INFINITY);
+        hostile.init_duration_ms = Some(-3.0);
+        hostile.memory_size_mb = Some(u64::MAX);
+        hostile.max_memory_used_mb = Some(u64::MAX);
+        hostile.report_ms = i64::MIN;
+        hostile.version = Some("v\",\"x".repeat(100));
+        hostile.source = Arc::new(Source {
+            function_name: Some("f".repeat(10_000)),
+            ..(*hostile.source).clone()
+        });
+        let encoder = DatadogMetricsEncoder::new(&DatadogSettings::default());
+        let (body, truncated) = decode(&encoder, &[hostile]);
+        assert!(truncated);
+        for s in body["series"].as_array().unwrap() {
+            let value = s["points"][0][1][0].as_f64().unwrap();
+            assert!(value.is_finite() && value >= 0.0, "{s}");
+            for tag in s["tags"].as_array().unwrap() {
+                assert!(tag.as_str().unwrap().len() <= MAX_TAG_BYTES, "{tag}");
+            }
+        }
+        let names: Vec<&str> = body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["metric"].as_str().unwrap())
+            .collect();
+        // No duration, billed duration, init or cost: none of them was a number a backend can take.
+        assert_eq!(
+            names,
+            [
+                "aws.lambda.enhanced.invocations",
+                "aws.lambda.enhanced.max_memory_used"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_body_holds_every_invocations_series() {
+        let encoder = DatadogMetricsEncoder::new(&DatadogSettings::default());
+        let (body, _) = decode(&encoder, &[invocation(), cold_timeout(), invocation()]);
+        let invocations = body["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["metric"] == "aws.lambda.enhanced.invocations")
+            .count();
+        assert_eq!(invocations, 3);
+        assert_eq!(encoder.name(), "datadog-metrics");
+        assert_eq!(encoder.content_type(), "application/json");
+    }
+}

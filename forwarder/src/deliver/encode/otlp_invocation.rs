@@ -1,0 +1,147 @@
+//! What the OTLP metrics and span encoders share: an invocation's resource, the scope, and the framing.
+//!
+//! Each entry is a whole `ResourceMetrics` / `ResourceSpans`, framed as field 1 of the export request, so a
+//! body is its entries back to back. Unlike log records, which share a resource per run of one log stream,
+//! each invocation carries its own resource: `faas.version` and `faas.max_memory` are resource attributes in
+//! the semantic conventions and belong to the invocation (a stream may change version between two of them).
+//! The repetition costs nothing on the wire once gzip has seen it.
+
+use std::collections::HashSet;
+
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use super::figures::{cut_text, mib_to_bytes};
+use super::otlp::{OtlpSettings, OTLP_LIMITS};
+use super::{Entries, RequestLimits};
+use crate::telemetry::Invocation;
+
+/// The scope every invocation's metrics and spans are sent under, as the logs are.
+const SCOPE_NAME: &str = "tracehose";
+
+/// Longest string attribute an invocation's entry carries: far beyond any real function name, version, error
+/// type or request id, and small enough that an entry always fits a request.
+pub(super) const MAX_ATTRIBUTE_BYTES: usize = 4096;
+
+/// The limits of an OTLP telemetry destination: `max_body_bytes` is the destination's own (2 MB for Dynatrace
+/// metrics), never more than OTLP's default.
+pub(super) fn limits(max_body_bytes: usize) -> RequestLimits {
+    RequestLimits {
+        max_body_bytes: max_body_bytes.min(OTLP_LIMITS.max_body_bytes),
+        ..OTLP_LIMITS
+    }
+}
+
+pub(super) fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: SCOPE_NAME.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(super) fn key_value(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+    }
+}
+
+/// A string attribute cut to [`MAX_ATTRIBUTE_BYTES`]; sets `truncated` when cut.
+pub(super) fn text(key: &str, value: &str, truncated: &mut bool) -> KeyValue {
+    let (value, cut) = cut_text(value, MAX_ATTRIBUTE_BYTES);
+    *truncated |= cut;
+    key_value(key, any_value::Value::StringValue(value.into_owned()))
+}
+
+/// The invocation's resource: `cloud.provider`, `cloud.platform`, `service.name` (as for the logs:
+/// `OTEL_SERVICE_NAME`, else the user's `service.name`, else the function, else the log group),
+/// `cloud.region`, `cloud.account.id`, `faas.name`, `faas.version`, `faas.max_memory` (bytes), the log group
+/// and stream (as the logs' resource names them, so a backend links the two), the delivery attributes, then
+/// the rest of `OTEL_RESOURCE_ATTRIBUTES`; the first of a key wins.
+pub(super) fn resource(settings: &OtlpSettings, invocation: &Invocation, truncated: &mut bool) -> Resource {
+    let source = &invocation.source;
+    let mut attributes = vec![key_value(
+        "cloud.provider",
+        any_value::Value::StringValue("aws".into()),
+    )];
+    if source.function_name.is_some() {
+        attributes.push(key_value(
+            "cloud.platform",
+            any_value::Value::StringValue("aws_lambda".into()),
+        ));
+    }
+    let user_service = settings
+        .resource_attributes
+        .iter()
+        .find(|(k, _)| k == "service.name")
+        .map(|(_, v)| v.as_str());
+    let service = settings
+        .service_name
+        .as_deref()
+        .or(user_service)
+        .or(source.function_name.as_deref())
+        .unwrap_or(&source.log_group);
+    attributes.push(text("service.name", service, truncated));
+    for (key, value) in [
+        ("cloud.region", &source.region),
+        ("cloud.account.id", &source.account_id),
+        ("faas.name", &source.function_name),
+        ("faas.version", &invocation.version),
+    ] {
+        if let Some(value) = value {
+            attributes.push(text(key, value, truncated));
+        }
+    }
+    if let Some(bytes) = invocation.memory_size_mb.and_then(mib_to_bytes) {
+        attributes.push(key_value("faas.max_memory", any_value::Value::IntValue(bytes)));
+    }
+    for (key, value) in [
+        ("aws.log.group.names", &source.log_group),
+        ("aws.log.stream.names", &source.log_stream),
+    ] {
+        let (value, cut) = cut_text(value, MAX_ATTRIBUTE_BYTES);
+        *truncated |= cut;
+        let values = vec![AnyValue {
+            value: Some(any_value::Value::StringValue(value.into_owned())),
+        }];
+        attributes.push(key_value(
+            key,
+            any_value::Value::ArrayValue(ArrayValue { values }),
+        ));
+    }
+    let mut seen: HashSet<String> = attributes.iter().map(|a| a.key.clone()).collect();
+    source.visit_delivery_attributes(&mut |key, value| {
+        if let (crate::record::AttrValue::Str(value), true) = (value, seen.insert(key.to_owned())) {
+            attributes.push(text(key, value, truncated));
+        }
+    });
+    for (key, value) in &settings.resource_attributes {
+        if seen.insert(key.clone()) {
+            attributes.push(text(key, value, truncated));
+        }
+    }
+    Resource {
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// Appends `message` as field 1 of an export request (`resource_metrics`, `resource_spans`).
+pub(super) fn push_entry(message: &impl Message, out: &mut Vec<u8>) {
+    prost::encoding::message::encode(1, message, out);
+}
+
+/// The body of entries `range`: already framed, they go back to back.
+pub(super) fn body(entries: &Entries, range: std::ops::Range<usize>) -> Vec<u8> {
+    let range = range.start.min(entries.len())..range.end.min(entries.len());
+    let len: usize = range.clone().map(|i| entries.entry(i).len()).sum();
+    let mut out = Vec::with_capacity(len);
+    for i in range {
+        out.extend_from_slice(entries.entry(i));
+    }
+    out
+}
