@@ -7,6 +7,11 @@
 //! counts) and hands each finished invocation to its sink ([`crate::output::Sink::invocation`]); sinks that
 //! carry no telemetry (NDJSON) ignore it.
 
+pub mod figures;
+pub mod ids;
+pub mod signals;
+pub mod tracker;
+
 use std::sync::Arc;
 
 use tracehose_tracecontext::{SpanId, TraceId};
