@@ -99,40 +99,46 @@ impl Tracker {
     /// finished invocation, when there is something to send of it: always with metrics on, else only when
     /// it gets a span.
     pub fn observe(&mut self, source: &Arc<Source>, line: Observed<'_>) -> Option<Invocation> {
-        let signals = signals::of_line(line.message, line.parsed);
-        let request_id = line.resolution.request_id.as_deref();
-        match line.parsed.platform {
-            Some(PlatformEvent::Report) => return self.report(source, line, signals),
-            Some(PlatformEvent::Start) => {
-                let id = request_id?;
-                let details = line.parsed.details.as_deref();
-                let xray = line.parsed.xray.map(|x| Xray {
-                    trace_id: x.trace_id,
-                    span_id: x.span_id,
-                    parent_id: details.and_then(|d| d.xray_parent),
-                });
-                self.update(&source.log_group, id, |seen| {
-                    seen.start_ms.get_or_insert(line.timestamp_ms);
-                    if seen.version.is_none() {
-                        seen.version = details
-                            .and_then(|d| d.version.as_deref())
-                            .filter(|v| v.len() <= MAX_VERSION_BYTES)
-                            .map(Box::from);
-                    }
-                    if seen.xray.is_none() {
-                        seen.xray = xray;
-                    }
-                });
-            }
-            _ => {}
+        if line.parsed.platform == Some(PlatformEvent::Report) {
+            return self.report(source, line);
         }
+        // A line of no known invocation says nothing of one: not even searched.
+        let request_id = line.resolution.request_id.as_deref()?;
+        if line.parsed.platform == Some(PlatformEvent::Start) {
+            self.start(&source.log_group, request_id, line);
+            return None;
+        }
+        let signals = signals::of_line(line.message, line.parsed);
         if signals.any() {
-            self.update(&source.log_group, request_id?, |seen| {
+            self.update(&source.log_group, request_id, |seen| {
                 seen.timed_out |= signals.timed_out;
                 seen.out_of_memory |= signals.out_of_memory;
             });
         }
         None
+    }
+
+    /// A START (text or `platform.start`): when the invocation began, its version and X-Ray header. The first
+    /// one seen counts; a replayed START changes nothing.
+    fn start(&mut self, log_group: &str, request_id: &str, line: Observed<'_>) {
+        let details = line.parsed.details.as_deref();
+        let xray = line.parsed.xray.map(|x| Xray {
+            trace_id: x.trace_id,
+            span_id: x.span_id,
+            parent_id: details.and_then(|d| d.xray_parent),
+        });
+        self.update(log_group, request_id, |seen| {
+            seen.start_ms.get_or_insert(line.timestamp_ms);
+            if seen.version.is_none() {
+                seen.version = details
+                    .and_then(|d| d.version.as_deref())
+                    .filter(|v| v.len() <= MAX_VERSION_BYTES)
+                    .map(Box::from);
+            }
+            if seen.xray.is_none() {
+                seen.xray = xray;
+            }
+        });
     }
 
     /// Applies `f` to what is known of an invocation not yet reported.
@@ -152,12 +158,7 @@ impl Tracker {
         self.key.push_str(request_id);
     }
 
-    fn report(
-        &mut self,
-        source: &Arc<Source>,
-        line: Observed<'_>,
-        signals: signals::Signals,
-    ) -> Option<Invocation> {
+    fn report(&mut self, source: &Arc<Source>, line: Observed<'_>) -> Option<Invocation> {
         let Some(request_id) = line.resolution.request_id.clone() else {
             self.counts.unreadable += 1;
             return None;
@@ -180,6 +181,7 @@ impl Tracker {
             return None;
         };
         self.counts.invocations += 1;
+        let signals = signals::of_line(line.message, line.parsed);
         let span = self.span_ids(&request_id, line, seen.xray);
         if !self.settings.metrics && span.is_none() {
             return None;

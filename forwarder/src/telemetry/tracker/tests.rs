@@ -415,6 +415,84 @@ fn a_duplicated_report_makes_one_invocation() {
     assert_eq!(sink.invocations.len(), 2);
 }
 
+/// Through the user's filter as the Firehose transformation face wraps its sink: the REPORT line kept out
+/// of the logs, its invocation handed on.
+#[test]
+fn the_filtered_wrapper_hands_invocations_on() {
+    let lookup = |name: &str| (name == "TRACEHOSE_EXCLUDE_PATTERN").then(|| "^REPORT".to_owned());
+    let filter = crate::deliver::Filter::from_lookup(&lookup).unwrap();
+    let mut sink = crate::deliver::Filtered::new(Recording::default(), &filter);
+    let mut p = pipeline(settings(true, SpanMode::Xray));
+    let payload = SubscriptionPayload {
+        message_type: Cow::Borrowed("DATA_MESSAGE"),
+        log_group: Cow::Borrowed(GROUP),
+        log_stream: Cow::Borrowed(STREAM),
+        log_events: vec![
+            LogEvent {
+                timestamp: T0,
+                message: Cow::Owned(start()),
+            },
+            LogEvent {
+                timestamp: T0 + 4,
+                message: Cow::Owned(format!("REPORT RequestId: {ID}\tDuration: 3.21 ms")),
+            },
+        ],
+        ..Default::default()
+    };
+    let mut summary = Summary::default();
+    p.process_payload(payload, &UnitContext::default(), &mut sink, &mut summary)
+        .unwrap();
+    assert_eq!((sink.filtered, sink.inner.lines.len()), (1, 1));
+    assert_eq!(sink.inner.invocations.len(), 1);
+}
+
+/// A sink that cannot take an invocation fails the payload as a failed write does: the events not yet
+/// written count as failed.
+#[test]
+fn a_failing_invocation_fails_the_rest() {
+    #[derive(Debug)]
+    struct Refuses(usize);
+    impl Sink for Refuses {
+        type Error = std::io::Error;
+        fn write(&mut self, _: LogRecord<'_>) -> Result<(), Self::Error> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn invocation(&mut self, _: &Invocation) -> Result<(), Self::Error> {
+            Err(std::io::Error::other("closed"))
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    let mut p = pipeline(settings(true, SpanMode::Xray));
+    let report = format!("REPORT RequestId: {ID}\tDuration: 3.21 ms");
+    let events: Vec<LogEvent<'_>> = [start(), "working".to_owned(), report, "after".to_owned()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| LogEvent {
+            timestamp: T0 + i as i64,
+            message: Cow::Owned(message),
+        })
+        .collect();
+    let payload = SubscriptionPayload {
+        message_type: Cow::Borrowed("DATA_MESSAGE"),
+        log_group: Cow::Borrowed(GROUP),
+        log_stream: Cow::Borrowed(STREAM),
+        log_events: events,
+        ..Default::default()
+    };
+    let mut summary = Summary::default();
+    let mut sink = Refuses(0);
+    let result = p.process_payload(payload, &UnitContext::default(), &mut sink, &mut summary);
+    assert_eq!(result.unwrap_err().to_string(), "closed");
+    assert_eq!(sink.0, 2);
+    assert_eq!(
+        (summary.events_in, summary.delivered, summary.failed_events),
+        (4, 2, 2)
+    );
+}
+
 /// A REPORT line the user's filter keeps out of the logs still makes its invocation.
 #[test]
 fn a_filtered_report_still_counts() {
