@@ -36,6 +36,12 @@ pub fn is_error(invocation: &Invocation) -> bool {
     invocation.outcome != Outcome::Success || invocation.timed_out
 }
 
+/// Datadog's `cold_start` tag: the REPORT has a non-zero `Init Duration`, as the Datadog Forwarder decides it.
+/// Narrower than [`Invocation::cold_start`], which counts a SnapStart restore too.
+pub fn datadog_cold_start(invocation: &Invocation) -> bool {
+    invocation.init_duration_ms.is_some_and(|ms| ms > 0.0)
+}
+
 /// One Datadog enhanced metric point of an invocation: its full name and value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DatadogMetric {
@@ -66,7 +72,10 @@ pub fn datadog_metrics(invocation: &Invocation) -> Vec<DatadogMetric> {
         ));
     }
     // The Datadog Forwarder sends it only when the REPORT has a (non-zero) Init Duration.
-    if let Some(init) = invocation.init_duration_ms.filter(|ms| *ms > 0.0) {
+    if let Some(init) = invocation
+        .init_duration_ms
+        .filter(|_| datadog_cold_start(invocation))
+    {
         out.push(metric("aws.lambda.enhanced.init_duration", init * SECONDS_PER_MS));
     }
     if let Some(max) = invocation.max_memory_used_mb {

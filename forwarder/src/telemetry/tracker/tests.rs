@@ -735,3 +735,99 @@ fn only_lambda_streams() {
     assert!(sink.invocations.is_empty());
     assert!(sink.lines.iter().all(|l| l.join.is_none()));
 }
+
+/// The Datadog Forwarder's own figures for the REPORT lines of samples/, as its `enhanced_lambda_metrics.py`
+/// computed them (`parse_metrics_from_report_log`, `parse_metrics_from_json_report_log`, printed with
+/// `repr`): the same arithmetic in the same order, so the same doubles. Its cold start tag is the narrower
+/// [`figures::datadog_cold_start`]. It sends no counts: those are ours (docs/formats.md section 9).
+#[test]
+fn the_datadog_forwarders_figures_for_the_same_lines() {
+    type Want = &'static [(&'static str, f64)];
+    let cases: [(&str, bool, Want); 6] = [
+        (
+            "REPORT RequestId: 8f507cfc-1a2b-4697-b07a-ac58fc914c95\tDuration: 15.74 ms\tBilled Duration: 16 ms\tMemory Size: 128 MB\tMax Memory Used: 56 MB\tInit Duration: 130.49 ms\t\nXRAY TraceId: 1-5f35ae12-0c0fec141ab77a00bc047aa2\tSegmentId: 2be948a625588e32\tSampled: true\t\n",
+            true,
+            &[
+                ("duration", 0.01574),
+                ("billed_duration", 0.016),
+                ("init_duration", 0.130_490_000_000_000_02),
+                ("max_memory_used", 56.0),
+                ("estimated_cost", 2.333_333_999_999_999_8e-7),
+            ],
+        ),
+        (
+            "REPORT RequestId: 7e57ab1e-0000-4000-8000-00000000c0de\tDuration: 2100.00 ms\tBilled Duration: 2234 ms\tMemory Size: 1024 MB\tMax Memory Used: 300 MB\tInit Duration: 133.20 ms\t\n",
+            true,
+            &[
+                ("duration", 2.1),
+                ("billed_duration", 2.234),
+                ("init_duration", 0.133_199_999_999_999_99),
+                ("max_memory_used", 300.0),
+                ("estimated_cost", 3.743_340_78e-5),
+            ],
+        ),
+        (
+            "REPORT RequestId: 5b3e8a71-0d4c-4e2f-9a61-7c2d3e4f5a6b\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 60 MB\tStatus: timeout\n",
+            false,
+            &[
+                ("duration", 3.0),
+                ("billed_duration", 3.0),
+                ("max_memory_used", 60.0),
+                ("estimated_cost", 6.450_012_5e-6),
+            ],
+        ),
+        (
+            "REPORT RequestId: 0d15ea5e-cafe-4bad-b0ba-123456789abc\tDuration: 812.00 ms\tBilled Duration: 1000 ms\tMemory Size: 512 MB\tMax Memory Used: 201 MB\tRestore Duration: 220.51 ms\tBilled Restore Duration: 110 ms\t\n",
+            false,
+            &[
+                ("duration", 0.812),
+                ("billed_duration", 1.0),
+                ("max_memory_used", 201.0),
+                ("estimated_cost", 8.533_35e-6),
+            ],
+        ),
+        (
+            JSON_REPORT,
+            true,
+            &[
+                ("duration", 0.3292),
+                ("billed_duration", 0.33),
+                ("init_duration", 0.5031),
+                ("max_memory_used", 125.0),
+                ("estimated_cost", 9.825_019_250_000_001e-6),
+            ],
+        ),
+        (
+            r#"{"time":"x","type":"platform.report","record":{"requestId":"r-7","metrics":{"durationMs":42.5},"status":"success"}}"#,
+            false,
+            &[("duration", 0.0425)],
+        ),
+    ];
+    for (line, cold, want) in cases {
+        let mut p = Pipeline::new(Limits::default()).with_telemetry(Settings {
+            metrics: true,
+            spans: SpanMode::Off,
+            architecture: Architecture::X86_64,
+        });
+        let mut sink = Recording::default();
+        deliver(&mut p, &mut sink, &[(0, line)]);
+        let inv = &sink.invocations[0];
+        assert_eq!(figures::datadog_cold_start(inv), cold, "{line}");
+        let got: Vec<(String, f64)> = figures::datadog_metrics(inv)
+            .into_iter()
+            .filter(|m| {
+                !["invocations", "errors", "timeouts", "out_of_memory"]
+                    .iter()
+                    .any(|c| m.name.ends_with(c))
+            })
+            .map(|m| {
+                (
+                    m.name.trim_start_matches(figures::DATADOG_PREFIX).to_owned(),
+                    m.value,
+                )
+            })
+            .collect();
+        let want: Vec<(String, f64)> = want.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect();
+        assert_eq!(got, want, "{line}");
+    }
+}
