@@ -181,25 +181,24 @@ impl Tracker {
             return None;
         };
         self.counts.invocations += 1;
-        let signals = signals::of_line(line.message, line.parsed);
         let span = self.span_ids(&request_id, line, seen.xray);
         if !self.settings.metrics && span.is_none() {
             return None;
         }
-        Some(self.invocation(source, request_id, line, seen, signals, figures, span))
+        Some(self.invocation(source, request_id, line, seen, figures, span))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn invocation(
         &self,
         source: &Arc<Source>,
         request_id: Arc<str>,
         line: Observed<'_>,
         seen: Seen,
-        signals: signals::Signals,
         figures: Figures,
         span: Option<SpanIds>,
     ) -> Invocation {
+        // The REPORT's own error type may say it ran out of memory.
+        let signals = signals::of_line(line.message, line.parsed);
         let details = line.parsed.details.as_deref();
         let status = details.and_then(|d| d.status.as_deref());
         let reported_outcome = match status {
