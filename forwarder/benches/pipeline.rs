@@ -16,6 +16,7 @@ use tracehose_forwarder::output::ndjson::NdjsonSink;
 use tracehose_forwarder::pipeline::Pipeline;
 use tracehose_forwarder::process::process_bytes;
 use tracehose_forwarder::summary::Summary;
+use tracehose_forwarder::telemetry::{Settings, SpanMode};
 
 fn pipeline(event: &[u8], pipeline: &mut Pipeline) -> u64 {
     let mut sink = NdjsonSink::new(io::sink());
@@ -54,6 +55,18 @@ fn bench(c: &mut Criterion) {
         });
         let mut warm = Pipeline::new(limits);
         group.bench_function("pipeline_to_ndjson", |b| {
+            b.iter(|| pipeline(black_box(&event), &mut warm))
+        });
+        // Platform telemetry at its most: every invocation tracked, its metrics and a span made, derived
+        // ids joined. NDJSON ignores the invocations, so this is the tracker's own cost. Warm, the same event
+        // again is a replay: its REPORTs are known and make no second invocation, as in production.
+        let telemetry = Settings {
+            metrics: true,
+            spans: SpanMode::All,
+            ..Settings::default()
+        };
+        let mut warm = Pipeline::new(limits).with_telemetry(telemetry);
+        group.bench_function("pipeline_to_ndjson_telemetry", |b| {
             b.iter(|| pipeline(black_box(&event), &mut warm))
         });
         group.finish();

@@ -21,7 +21,8 @@ pub struct Limits {
     pub max_tracked_invocations: usize,
     /// Log streams whose open invocation is remembered across payloads.
     pub max_tracked_streams: usize,
-    /// Bytes the correlation state may hold, whatever the length of the names and ids it keys on.
+    /// Bytes the correlation state (and the platform telemetry's, when on) may hold, whatever the length of the
+    /// names and ids it keys on.
     pub max_state_bytes: usize,
 }
 

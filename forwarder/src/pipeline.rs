@@ -19,6 +19,8 @@ use crate::output::Sink;
 use crate::parse::{parse_line, ParsedLine};
 use crate::record::{LogRecord, Source};
 use crate::summary::Summary;
+use crate::telemetry::tracker::{Counts, Observed, Tracker};
+use crate::telemetry::{Settings, SpanMode};
 
 /// Whether everything a unit held was delivered or skipped. `Incomplete` means something in it could never
 /// be delivered (it was reported and counted): a Firehose transformation answers such a record
@@ -57,6 +59,8 @@ pub struct Pipeline {
     budget: Budget,
     /// Units refused since the current input stopped: only the first is reported line by line.
     refused: u64,
+    /// Platform telemetry, when asked for ([`with_telemetry`](Self::with_telemetry)).
+    tracker: Option<Tracker>,
 }
 
 impl Pipeline {
@@ -67,7 +71,30 @@ impl Pipeline {
             default_region: None,
             budget: Budget::default(),
             refused: 0,
+            tracker: None,
         }
+    }
+
+    /// Makes platform telemetry as `settings` ask (docs/formats.md section 9): each invocation finished in
+    /// the lines that go through is handed to the sink ([`Sink::invocation`]), and with
+    /// `TRACEHOSE_INVOCATION_SPANS=all` the lines of invocations with no trace are joined to their derived
+    /// span. Its state takes a quarter of the state bytes. To be called before any input.
+    pub fn with_telemetry(mut self, settings: Settings) -> Self {
+        // `TRACEHOSE_MAX_STATE_BYTES` bounds all the state together: the correlator keeps the rest.
+        let telemetry_bytes = self.limits.max_state_bytes / 4;
+        self.tracker = Tracker::new(settings, self.limits.max_tracked_invocations, telemetry_bytes);
+        let correlation_bytes = match self.tracker {
+            Some(_) => self.limits.max_state_bytes - telemetry_bytes,
+            None => self.limits.max_state_bytes,
+        };
+        self.correlator = Correlator::with_state_bytes(&self.limits, correlation_bytes)
+            .with_derived_joins(settings.spans == SpanMode::All);
+        self
+    }
+
+    /// What the platform telemetry did, when it is on.
+    pub fn telemetry_counts(&self) -> Option<Counts> {
+        self.tracker.as_ref().map(Tracker::counts)
     }
 
     /// Starts a new input: its units share one decompression budget
@@ -196,11 +223,9 @@ impl Pipeline {
             if window.is_empty() {
                 return Ok(None);
             }
-            // Parsing sees at most the part of a message that is forwarded, so an oversize line costs no
-            // more than a line at the limit.
             let parsed: Vec<ParsedLine> = window
                 .iter()
-                .map(|e| parse_line(&e.message[..floor_char_boundary(&e.message, max_message)]))
+                .map(|e| parse_line(parsed_part(&e.message, max_message)))
                 .collect();
             let lines: Vec<Line<'_>> = window
                 .iter()
@@ -215,7 +240,24 @@ impl Pipeline {
                     .correlate(&source.log_group, &source.log_stream, lambda_stream, &lines);
             drop(lines);
 
+            // Only Lambda streams have platform lines.
+            let mut tracker = self.tracker.as_mut().filter(|_| lambda_stream);
             for ((event, parsed), resolution) in window.into_iter().zip(parsed).zip(resolutions) {
+                // Before the filter: a REPORT line kept out of the logs still makes its invocation.
+                if let Some(tracker) = tracker.as_deref_mut() {
+                    let line = Observed {
+                        timestamp_ms: event.timestamp,
+                        message: parsed_part(&event.message, max_message),
+                        parsed: &parsed,
+                        resolution: &resolution,
+                    };
+                    if let Some(invocation) = tracker.observe(&source, line) {
+                        if let Err(err) = sink.invocation(&invocation) {
+                            summary.failed_events += remaining;
+                            return Err(err);
+                        }
+                    }
+                }
                 let join = resolution.join;
                 // The sink filters and scrubs the whole message; only then is it cut. A line it filters out
                 // counts as delivered here, and its ledger takes it back (`Summary::apply_ledger`).
@@ -411,6 +453,12 @@ fn forwarded_message(message: Cow<'_, str>, max: usize) -> (Cow<'_, str>, bool) 
     cut.push_str(&message[..keep]);
     cut.push_str(TRUNCATION_MARKER);
     (Cow::Owned(cut), true)
+}
+
+/// The part of a message parsing sees: at most the part that is forwarded, so that an oversize line costs no
+/// more than a line at the limit.
+fn parsed_part(message: &str, max: usize) -> &str {
+    &message[..floor_char_boundary(message, max)]
 }
 
 /// The largest index not above `at` that is a char boundary of `text` (at most 3 steps back).

@@ -61,10 +61,11 @@ pub async fn run(
         inputs
     };
     let report_delivery = |message: String| eprintln!("tracehose: error: {message}");
+    let telemetry = destinations.telemetry;
     let ((mut summary, stopped), ledger) = destinations
         .deliver(client, deadline, report_delivery, move |sink| {
             let mut report = |message: String| eprintln!("tracehose: error: {message}");
-            let mut pipeline = Pipeline::new(limits);
+            let mut pipeline = Pipeline::new(limits).with_telemetry(telemetry);
             let mut summary = Summary::default();
             for path in &inputs {
                 let name = path.display().to_string();

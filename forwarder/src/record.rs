@@ -35,6 +35,9 @@ pub enum Join {
     Invocation,
     /// Through the line's invocation, from the X-Ray id of its REPORT line or `platform.start` record.
     Xray,
+    /// Through the line's invocation, which had no trace: the ids derived from its request id, which its
+    /// invocation span carries (`TRACEHOSE_INVOCATION_SPANS=all`).
+    Derived,
 }
 
 impl Join {
@@ -44,6 +47,7 @@ impl Join {
             Join::Marker => "marker",
             Join::Invocation => "invocation",
             Join::Xray => "xray",
+            Join::Derived => "derived",
         }
     }
 }

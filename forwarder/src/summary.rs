@@ -30,6 +30,8 @@ pub struct Summary {
     pub joined_marker: u64,
     pub joined_invocation: u64,
     pub joined_xray: u64,
+    /// Joined to the ids derived from their invocation's request id (`TRACEHOSE_INVOCATION_SPANS=all`).
+    pub joined_derived: u64,
     pub no_trace: u64,
 }
 
@@ -40,12 +42,13 @@ impl Summary {
             Some(Join::Marker) => self.joined_marker += 1,
             Some(Join::Invocation) => self.joined_invocation += 1,
             Some(Join::Xray) => self.joined_xray += 1,
+            Some(Join::Derived) => self.joined_derived += 1,
             None => self.no_trace += 1,
         }
     }
 
     pub fn joined(&self) -> u64 {
-        self.joined_marker + self.joined_invocation + self.joined_xray
+        self.joined_marker + self.joined_invocation + self.joined_xray + self.joined_derived
     }
 
     /// Turns everything delivered since `before` into failures: for records a sink accepted but that could
@@ -59,6 +62,7 @@ impl Summary {
         self.joined_marker = before.joined_marker;
         self.joined_invocation = before.joined_invocation;
         self.joined_xray = before.joined_xray;
+        self.joined_derived = before.joined_derived;
         self.no_trace = before.no_trace;
     }
 
@@ -91,7 +95,7 @@ impl fmt::Display for Summary {
             f,
             "events_in={} delivered={} filtered={} control_messages={} failed_events={} rejected_events={} \
              invalid_events={} failed_records={} \
-             truncated={} own_trace={} joined={} (marker={} invocation={} xray={}) no_trace={}",
+             truncated={} own_trace={} joined={} (marker={} invocation={} xray={} derived={}) no_trace={}",
             self.events_in,
             self.delivered,
             self.filtered,
@@ -106,6 +110,7 @@ impl fmt::Display for Summary {
             self.joined_marker,
             self.joined_invocation,
             self.joined_xray,
+            self.joined_derived,
             self.no_trace
         )
     }

@@ -3,7 +3,9 @@
 //! 1. the line's own trace context;
 //! 2. the line's invocation: its own request id, else the one START/END bracket of its log stream it falls in;
 //! 3. that invocation's trace: the extension's marker line, else a trace id printed by another of its lines,
-//!    else the X-Ray id of its REPORT line or `platform.start` record.
+//!    else the X-Ray id of its REPORT line or `platform.start` record;
+//! 4. with `TRACEHOSE_INVOCATION_SPANS=all` only, for an invocation with no trace at all: the ids derived from
+//!    its request id, which its invocation span carries (docs/formats.md section 9).
 //!
 //! A payload is correlated in two passes so that a marker or REPORT arriving after a line of the same
 //! invocation still reaches it. What crosses payloads (the open invocation of each stream, the trace and
@@ -11,7 +13,7 @@
 //! two deliveries. A wrong join is worse than none: when a stream shows overlapping invocations, lines without
 //! their own request id get no invocation.
 
-mod cache;
+pub(crate) mod cache;
 
 use std::collections::HashMap;
 
@@ -87,6 +89,8 @@ fn strength(join: Join) -> u8 {
         Join::Marker => 3,
         Join::Invocation => 2,
         Join::Xray => 1,
+        // Never offered: derived ids stand in only where nothing was.
+        Join::Derived => 0,
     }
 }
 
@@ -112,14 +116,30 @@ pub struct Line<'a> {
 pub struct Correlator {
     streams: BoundedMap<String, StreamState>,
     invocations: BoundedMap<String, Invocation>,
+    /// Joins the lines of an invocation with no trace to the ids derived from its request id.
+    derive: bool,
 }
 
 impl Correlator {
     pub fn new(limits: &Limits) -> Self {
+        Self::with_state_bytes(limits, limits.max_state_bytes)
+    }
+
+    /// A correlator whose state holds about `state_bytes` bytes: its share of `TRACEHOSE_MAX_STATE_BYTES` when
+    /// other state (the platform telemetry's) takes the rest.
+    pub fn with_state_bytes(limits: &Limits, state_bytes: usize) -> Self {
         Self {
-            streams: BoundedMap::new(limits.max_tracked_streams, limits.max_state_bytes / 2),
-            invocations: BoundedMap::new(limits.max_tracked_invocations, limits.max_state_bytes / 2),
+            streams: BoundedMap::new(limits.max_tracked_streams, state_bytes / 2),
+            invocations: BoundedMap::new(limits.max_tracked_invocations, state_bytes / 2),
+            derive: false,
         }
+    }
+
+    /// Joins the lines of invocations that have no trace to the ids derived from their request id
+    /// ([`Join::Derived`]), as `TRACEHOSE_INVOCATION_SPANS=all` makes a span with those ids.
+    pub fn with_derived_joins(mut self, derive: bool) -> Self {
+        self.derive = derive;
+        self
     }
 
     /// Correlates the lines of one payload of one log stream, in order. `lambda_stream` is false for log
@@ -151,6 +171,16 @@ impl Correlator {
         let local = local.ids;
         let known: Vec<Invocation> = local.iter().map(|id| scope.get(id)).collect();
         self.streams.insert(stream_key, stream);
+        // Once per invocation of the payload, and only for those without a trace.
+        let derived: Vec<Option<(TraceId, SpanId)>> = local
+            .iter()
+            .zip(&known)
+            .map(|(id, known)| {
+                (self.derive && known.trace.is_none())
+                    .then(|| crate::telemetry::ids::derived(id))
+                    .flatten()
+            })
+            .collect();
 
         lines
             .iter()
@@ -171,6 +201,10 @@ impl Correlator {
                                 context.span_id
                             };
                             resolution.join = Some(join);
+                        } else if let Some((trace_id, span_id)) = derived[i] {
+                            resolution.trace_id = Some(trace_id);
+                            resolution.span_id = Some(span_id);
+                            resolution.join = Some(Join::Derived);
                         }
                     }
                 }

@@ -96,6 +96,11 @@ impl<S: Sink> Sink for Filtered<'_, S> {
         self.inner.write(record)
     }
 
+    /// Invocations are not log lines: the patterns do not apply to them.
+    fn invocation(&mut self, invocation: &crate::telemetry::Invocation) -> Result<(), Self::Error> {
+        self.inner.invocation(invocation)
+    }
+
     fn flush(&mut self) -> Result<(), Self::Error> {
         self.inner.flush()
     }

@@ -136,12 +136,13 @@ impl Endpoint {
         default_region: Option<String>,
         config: EndpointConfig,
     ) -> Self {
+        let pipeline = Pipeline::new(limits)
+            .with_default_region(default_region)
+            .with_telemetry(delivery.destinations.telemetry);
         Self {
             keys,
             delivery,
-            pipeline: Arc::new(Mutex::new(
-                Pipeline::new(limits).with_default_region(default_region),
-            )),
+            pipeline: Arc::new(Mutex::new(pipeline)),
             limits,
             dedup: dedup::Dedup::new(config.dedup_bytes),
             config,

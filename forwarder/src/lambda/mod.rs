@@ -109,7 +109,11 @@ impl Handler {
         firehose_mode: FirehoseMode,
     ) -> Self {
         Self {
-            pipeline: Some(Pipeline::new(limits).with_default_region(default_region.clone())),
+            pipeline: Some(
+                Pipeline::new(limits)
+                    .with_default_region(default_region.clone())
+                    .with_telemetry(delivery.destinations.telemetry),
+            ),
             limits,
             default_region,
             subscriber,
@@ -171,7 +175,9 @@ impl Handler {
         }
         let mut pipeline = self.pipeline.take().unwrap_or_else(|| {
             // A panic on the pipeline's thread lost the warm state: start again rather than fail forever.
-            Pipeline::new(self.limits).with_default_region(self.default_region.clone())
+            Pipeline::new(self.limits)
+                .with_default_region(self.default_region.clone())
+                .with_telemetry(self.delivery.destinations.telemetry)
         });
         let mode = self.firehose_mode;
         let report = |message: String| eprintln!("tracehose: error: {message}");

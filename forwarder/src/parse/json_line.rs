@@ -224,6 +224,10 @@ fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
         .and_then(|r| serde_json::from_str(r.get()).ok())
         .unwrap_or_default();
     let metrics = record.metrics.unwrap_or_default();
+    let header = record
+        .tracing
+        .as_ref()
+        .and_then(|t| XrayHeader::parse(t.value.as_deref()?));
     let details = PlatformDetails {
         metrics: super::ReportMetrics {
             duration_ms: metrics.duration_ms,
@@ -239,14 +243,15 @@ fn platform_line(kind: &str, record: Option<&RawValue>) -> ParsedLine {
         phase: record.phase,
         version: record.version,
         runtime_version: record.runtime_version,
+        xray_parent: header.and_then(|h| h.parent_id),
     };
-    let xray = record.tracing.and_then(|t| {
-        let header = XrayHeader::parse(t.value.as_deref()?)?;
-        let span_id = t.span_id.as_deref().and_then(SpanId::from_hex);
-        Some(TraceContext {
-            trace_id: header.trace_id,
-            span_id,
-        })
+    let xray = header.map(|header| TraceContext {
+        trace_id: header.trace_id,
+        span_id: record
+            .tracing
+            .as_ref()
+            .and_then(|t| t.span_id.as_deref())
+            .and_then(SpanId::from_hex),
     });
     ParsedLine {
         severity: details.severity(),
@@ -334,6 +339,9 @@ mod tests {
             "5f35ae120c0fec141ab77a00bc047aa2"
         );
         assert!(start.context.is_none());
+        let details = start.details.unwrap();
+        assert_eq!(details.xray_parent.unwrap().to_string(), "2be948a625588e32");
+        assert_eq!(details.version.as_deref(), Some("$LATEST"));
         let report = parse(&format!(r#"{{"time":"x","type":"platform.report","record":{{"requestId":"{ID}","metrics":{{"durationMs":329.2,"billedDurationMs":330,"memorySizeMB":1792,"maxMemoryUsedMB":125,"initDurationMs":503.1}},"status":"success"}}}}"#)).unwrap();
         let d = report.details.unwrap();
         assert_eq!(d.metrics.memory_size_mb, Some(1792));

@@ -92,6 +92,8 @@ pub struct PlatformDetails {
     /// The function version of a START line.
     pub version: Option<String>,
     pub runtime_version: Option<String>,
+    /// `Parent=` of the X-Ray header of a `platform.start` record: the span that called the invocation.
+    pub xray_parent: Option<SpanId>,
 }
 
 impl PlatformDetails {

@@ -230,7 +230,11 @@ async fn replay_objects(
             dedup: Default::default(),
             stats: Stats::default(),
             progress: Progress::hidden(),
-            pipeline: Mutex::new(Pipeline::new(limits).with_default_region(std::env::var("AWS_REGION").ok())),
+            pipeline: Mutex::new(
+                Pipeline::new(limits)
+                    .with_default_region(std::env::var("AWS_REGION").ok())
+                    .with_telemetry(delivery.destinations.telemetry),
+            ),
             delete_after: settings.delete_after,
             segment_records: destinations::SEGMENT_RECORDS,
             stop: Default::default(),

@@ -337,6 +337,7 @@ pub(crate) fn add_summary(total: &mut Summary, s: &Summary) {
     total.joined_marker += s.joined_marker;
     total.joined_invocation += s.joined_invocation;
     total.joined_xray += s.joined_xray;
+    total.joined_derived += s.joined_derived;
     total.no_trace += s.no_trace;
 }
 

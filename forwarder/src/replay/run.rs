@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 
@@ -122,6 +122,9 @@ pub async fn run(
                     .await
                     .map_err(|err| ReplayError::Config(err.to_string()))?;
                 outcome.http = !setup.destinations.http.is_empty();
+                // No worker has taken the pipeline yet: it starts again with the destinations' telemetry.
+                *ctx.pipeline.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Pipeline::new(limits).with_telemetry(setup.destinations.telemetry);
                 Worker::Destinations(Box::new(setup))
             }
             Target::Firehose(stream) => Worker::Firehose {

@@ -7,6 +7,11 @@
 //! counts) and hands each finished invocation to its sink ([`crate::output::Sink::invocation`]); sinks that
 //! carry no telemetry (NDJSON) ignore it.
 
+pub mod figures;
+pub mod ids;
+pub mod signals;
+pub mod tracker;
+
 use std::sync::Arc;
 
 use tracehose_tracecontext::{SpanId, TraceId};
@@ -63,6 +68,8 @@ pub struct Invocation {
     pub max_memory_used_mb: Option<u64>,
     pub outcome: Outcome,
     pub error_type: Option<String>,
+    /// A new execution environment: an `Init Duration` or a `Restore Duration` (SnapStart), or an `INIT_START`
+    /// before its START. Datadog's tag is narrower ([`figures::datadog_cold_start`]).
     pub cold_start: bool,
     /// Timed out: `Status: timeout`, JSON `"status":"timeout"`, or a `Task timed out after` line.
     pub timed_out: bool,
