@@ -49,52 +49,63 @@ pub struct DatadogMetric {
     pub value: f64,
 }
 
+/// `value` when a backend can take it: finite and not negative. A REPORT's figures never are otherwise; a
+/// hostile or broken line may be, and such a figure is left out rather than sent.
+pub fn sane(value: f64) -> Option<f64> {
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
 /// The Datadog enhanced metrics of one invocation, in this order: `duration`, `billed_duration`,
-/// `init_duration` (cold starts with an `Init Duration` only),
-/// `max_memory_used` (MB), `estimated_cost`, `invocations`, `errors`, `timeouts`, `out_of_memory`.
-/// Durations in seconds, as the Datadog Forwarder sends them; the counts are always sent, 0 or 1, so that
-/// a rate over them is right. A Managed Instances invocation reports only a duration and gets only
-/// `duration` (docs/formats.md section 9).
+/// `init_duration` (cold starts with an `Init Duration` only), `max_memory_used` (MB), `estimated_cost`,
+/// `invocations`, then `errors`, `timeouts` and `out_of_memory` only when they happened, as the Datadog
+/// Forwarder sends `timeouts` and `out_of_memory` (a distribution's count of points would otherwise count
+/// every invocation). Durations in seconds. A Managed Instances invocation reports only a duration and gets
+/// only `duration` (docs/formats.md section 9). A figure that is not finite and non-negative is left out.
 pub fn datadog_metrics(invocation: &Invocation) -> Vec<DatadogMetric> {
     const SECONDS_PER_MS: f64 = 0.001;
-    let metric = |name, value| DatadogMetric { name, value };
-    let mut out = vec![metric(
+    let mut out = Vec::with_capacity(9);
+    let mut push = |name, value: Option<f64>| {
+        if let Some(value) = value.and_then(sane) {
+            out.push(DatadogMetric { name, value });
+        }
+    };
+    push(
         "aws.lambda.enhanced.duration",
-        invocation.duration_ms * SECONDS_PER_MS,
-    )];
+        Some(invocation.duration_ms * SECONDS_PER_MS),
+    );
     if invocation.managed_instances {
         return out;
     }
-    if let Some(billed) = invocation.billed_duration_ms {
-        out.push(metric(
-            "aws.lambda.enhanced.billed_duration",
-            billed * SECONDS_PER_MS,
-        ));
-    }
+    push(
+        "aws.lambda.enhanced.billed_duration",
+        invocation.billed_duration_ms.map(|ms| ms * SECONDS_PER_MS),
+    );
     // The Datadog Forwarder sends it only when the REPORT has a (non-zero) Init Duration.
-    if let Some(init) = invocation
-        .init_duration_ms
-        .filter(|_| datadog_cold_start(invocation))
-    {
-        out.push(metric("aws.lambda.enhanced.init_duration", init * SECONDS_PER_MS));
+    push(
+        "aws.lambda.enhanced.init_duration",
+        invocation
+            .init_duration_ms
+            .filter(|_| datadog_cold_start(invocation))
+            .map(|ms| ms * SECONDS_PER_MS),
+    );
+    push(
+        "aws.lambda.enhanced.max_memory_used",
+        invocation.max_memory_used_mb.map(|mb| mb as f64),
+    );
+    push(
+        "aws.lambda.enhanced.estimated_cost",
+        estimated_cost_usd(invocation),
+    );
+    push("aws.lambda.enhanced.invocations", Some(1.0));
+    for (name, happened) in [
+        ("aws.lambda.enhanced.errors", is_error(invocation)),
+        ("aws.lambda.enhanced.timeouts", invocation.timed_out),
+        ("aws.lambda.enhanced.out_of_memory", invocation.out_of_memory),
+    ] {
+        if happened {
+            push(name, Some(1.0));
+        }
     }
-    if let Some(max) = invocation.max_memory_used_mb {
-        out.push(metric("aws.lambda.enhanced.max_memory_used", max as f64));
-    }
-    if let Some(cost) = estimated_cost_usd(invocation) {
-        out.push(metric("aws.lambda.enhanced.estimated_cost", cost));
-    }
-    let count = |yes: bool| if yes { 1.0 } else { 0.0 };
-    out.push(metric("aws.lambda.enhanced.invocations", 1.0));
-    out.push(metric("aws.lambda.enhanced.errors", count(is_error(invocation))));
-    out.push(metric(
-        "aws.lambda.enhanced.timeouts",
-        count(invocation.timed_out),
-    ));
-    out.push(metric(
-        "aws.lambda.enhanced.out_of_memory",
-        count(invocation.out_of_memory),
-    ));
     out
 }
 
@@ -186,9 +197,6 @@ pub(crate) mod tests {
             ("aws.lambda.enhanced.max_memory_used", 98.0),
             ("aws.lambda.enhanced.estimated_cost", 3.950_007_5e-6),
             ("aws.lambda.enhanced.invocations", 1.0),
-            ("aws.lambda.enhanced.errors", 0.0),
-            ("aws.lambda.enhanced.timeouts", 0.0),
-            ("aws.lambda.enhanced.out_of_memory", 0.0),
         ];
         assert_eq!(got.len(), want.len(), "{got:?}");
         for ((name, value), (want_name, want_value)) in got.iter().zip(want) {
@@ -224,8 +232,15 @@ pub(crate) mod tests {
         // A zero Init Duration is no cold start to Datadog: no point.
         let zero = Invocation {
             init_duration_ms: Some(0.0),
+            duration_ms: f64::NAN,
             ..invocation()
         };
+        assert!(
+            !names_and_values(&zero)
+                .iter()
+                .any(|(n, _)| *n == "aws.lambda.enhanced.duration"),
+            "a figure no backend can read is left out"
+        );
         assert!(!names_and_values(&zero)
             .iter()
             .any(|(n, _)| *n == "aws.lambda.enhanced.init_duration"));

@@ -9,9 +9,12 @@
 use serde::Serialize;
 
 use super::datadog::DatadogSettings;
-use super::figures::{cut_text, estimated_cost_usd, sane, seconds};
+use super::figures::cut_text;
 use super::{Encoded, Entries, InvocationEncoder, RequestLimits, Wire};
-use crate::telemetry::{Invocation, Outcome};
+#[cfg(test)]
+use crate::telemetry::figures::DATADOG_PREFIX;
+use crate::telemetry::figures::{datadog_cold_start, datadog_metrics, DatadogMetric};
+use crate::telemetry::Invocation;
 
 /// Datadog's metrics intake takes at most 3.2 MB per request (read before compression here, the stricter
 /// reading); the entry count only keeps a batch's bookkeeping small (about ten series an invocation).
@@ -23,7 +26,6 @@ pub const DD_METRICS_LIMITS: RequestLimits = RequestLimits {
 /// Datadog keeps at most 200 characters of a tag; a longer one is cut here, visibly, rather than there.
 const MAX_TAG_BYTES: usize = 200;
 
-const PREFIX: &str = "aws.lambda.enhanced.";
 const OPEN: &[u8] = b"{\"series\":[";
 const CLOSE: &[u8] = b"]}";
 
@@ -56,7 +58,7 @@ impl DatadogMetricsEncoder {
         if let Some(memory) = invocation.memory_size_mb {
             tags.push(format!("memorysize:{memory}"));
         }
-        tags.push(format!("cold_start:{}", invocation.cold_start));
+        tags.push(format!("cold_start:{}", datadog_cold_start(invocation)));
         // A published version only, as Datadog's Lambda libraries tag it: `$LATEST` is no version.
         let version = invocation.version.as_ref().filter(|v| v.as_str() != "$LATEST");
         for (key, value) in [
@@ -79,42 +81,6 @@ impl DatadogMetricsEncoder {
         }
         (tags, truncated)
     }
-}
-
-/// The enhanced metrics of one invocation, `(name under aws.lambda.enhanced., value)`, as the Datadog
-/// Forwarder makes them from a REPORT line, plus the counts Datadog's Lambda layer sends (`invocations`,
-/// `errors`). A figure the line did not give, or that is not a finite non-negative number, is left out; a
-/// Lambda Managed Instance has no billed duration and no cost.
-// The same list as `telemetry::figures`' Datadog list, kept here until that module is merged.
-fn enhanced(invocation: &Invocation) -> Vec<(&'static str, f64)> {
-    let mut metrics = vec![("invocations", 1.0)];
-    if invocation.outcome != Outcome::Success {
-        metrics.push(("errors", 1.0));
-    }
-    if let Some(duration) = seconds(invocation.duration_ms) {
-        metrics.push(("duration", duration));
-    }
-    if !invocation.managed_instances {
-        if let Some(billed) = invocation.billed_duration_ms.and_then(seconds) {
-            metrics.push(("billed_duration", billed));
-        }
-    }
-    if let Some(init) = invocation.init_duration_ms.and_then(seconds) {
-        metrics.push(("init_duration", init));
-    }
-    if let Some(used) = invocation.max_memory_used_mb.and_then(|mb| sane(mb as f64)) {
-        metrics.push(("max_memory_used", used));
-    }
-    if let Some(cost) = estimated_cost_usd(invocation) {
-        metrics.push(("estimated_cost", cost));
-    }
-    if invocation.timed_out {
-        metrics.push(("timeouts", 1.0));
-    }
-    if invocation.out_of_memory {
-        metrics.push(("out_of_memory", 1.0));
-    }
-    metrics
 }
 
 /// One series of the distribution API.
@@ -167,18 +133,14 @@ impl InvocationEncoder for DatadogMetricsEncoder {
         let (tags, truncated) = self.tags(invocation);
         // The REPORT event's time, in whole seconds, as the Forwarder submits it.
         let timestamp = invocation.report_ms.div_euclid(1000);
-        let mut name = String::with_capacity(PREFIX.len() + 16);
         let mut written = 0;
-        for (metric, value) in enhanced(invocation) {
+        for DatadogMetric { name, value } in datadog_metrics(invocation) {
             let before = out.len();
             if written > 0 {
                 out.push(b',');
             }
-            name.clear();
-            name.push_str(PREFIX);
-            name.push_str(metric);
             let series = Series {
-                metric: &name,
+                metric: name,
                 points: [(timestamp, [value])],
                 tags: &tags,
                 kind: "distribution",
@@ -320,7 +282,8 @@ mod tests {
             ("out_of_memory", 1.0),
             ("init_duration", 0.25025),
         ] {
-            assert_eq!(got[&format!("{PREFIX}{metric}")].0, value, "{metric}");
+            let got = got[&format!("{DATADOG_PREFIX}{metric}")].0;
+            assert!((got - value).abs() < 1e-12, "{metric}: {got} != {value}");
         }
         let tags = &got["aws.lambda.enhanced.invocations"].1;
         assert!(tags.contains(&"cold_start:true".to_owned()));
@@ -337,10 +300,7 @@ mod tests {
         let (body, _) = decode(&encoder, &[managed]);
         let got = series(&body);
         let names: Vec<&str> = got.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            ["aws.lambda.enhanced.duration", "aws.lambda.enhanced.invocations"]
-        );
+        assert_eq!(names, ["aws.lambda.enhanced.duration"]);
     }
 
     #[test]
@@ -377,8 +337,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "aws.lambda.enhanced.invocations",
-                "aws.lambda.enhanced.max_memory_used"
+                "aws.lambda.enhanced.max_memory_used",
+                "aws.lambda.enhanced.invocations"
             ]
         );
     }

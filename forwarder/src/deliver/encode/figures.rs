@@ -4,45 +4,20 @@
 
 use std::borrow::Cow;
 
-use crate::telemetry::{Architecture, Invocation};
+use crate::telemetry::Invocation;
 
 use super::TRUNCATED;
 
-/// What Lambda charges per request, USD.
-const PRICE_PER_REQUEST: f64 = 0.000_000_2;
-
-/// What Lambda charges per GB-second, USD, by architecture (the prices the Datadog Forwarder and Lambda's
-/// pricing page use).
-fn price_per_gb_second(architecture: Architecture) -> f64 {
-    match architecture {
-        Architecture::X86_64 => 0.000_016_666_7,
-        Architecture::Arm64 => 0.000_013_333_4,
-    }
-}
-
-/// `value` when a backend can take it: finite and not negative. A REPORT's figures never are otherwise; a
-/// hostile or broken line may be, and such a figure is left out rather than sent.
-pub(super) fn sane(value: f64) -> Option<f64> {
-    (value.is_finite() && value >= 0.0).then_some(value)
-}
+pub(super) use crate::telemetry::figures::sane;
 
 /// Milliseconds as seconds, when sane.
 pub(super) fn seconds(ms: f64) -> Option<f64> {
     sane(ms / 1000.0)
 }
 
-/// The estimated cost of one invocation in USD: the request price plus its billed GB-seconds at the
-/// architecture's price, GB-seconds being billed seconds x memory MB / 1024. `None` when the billed duration
-/// or the memory is unknown, for Lambda Managed Instances (nothing is billed per invocation), or when the
-/// figures make no finite cost.
-// The same formula as `telemetry::figures::estimated_cost_usd`, kept here until that module is merged.
+/// The estimated cost of one invocation in USD (`telemetry::figures`), when a backend can take it.
 pub(super) fn estimated_cost_usd(invocation: &Invocation) -> Option<f64> {
-    if invocation.managed_instances {
-        return None;
-    }
-    let billed_s = seconds(invocation.billed_duration_ms?)?;
-    let memory_gb = invocation.memory_size_mb? as f64 / 1024.0;
-    sane(PRICE_PER_REQUEST + billed_s * memory_gb * price_per_gb_second(invocation.architecture))
+    crate::telemetry::figures::estimated_cost_usd(invocation).and_then(sane)
 }
 
 /// Bytes in `mb` MiB (Lambda's "MB" are binary), when they fit an `i64` (OTLP's integers).
@@ -139,23 +114,6 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::invocation;
     use super::*;
-
-    #[test]
-    fn cost_follows_the_published_formula_per_architecture() {
-        let mut i = invocation();
-        i.billed_duration_ms = Some(1000.0);
-        i.memory_size_mb = Some(1024);
-        let x86 = estimated_cost_usd(&i).unwrap();
-        assert!((x86 - (0.000_000_2 + 0.000_016_666_7)).abs() < 1e-15, "{x86}");
-        i.architecture = Architecture::Arm64;
-        let arm = estimated_cost_usd(&i).unwrap();
-        assert!((arm - (0.000_000_2 + 0.000_013_333_4)).abs() < 1e-15, "{arm}");
-        i.managed_instances = true;
-        assert_eq!(estimated_cost_usd(&i), None, "managed instances are never priced");
-        i.managed_instances = false;
-        i.billed_duration_ms = None;
-        assert_eq!(estimated_cost_usd(&i), None);
-    }
 
     #[test]
     fn figures_no_backend_can_read_are_left_out() {
