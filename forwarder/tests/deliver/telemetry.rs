@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tracehose_forwarder::deliver::{DeliverySetup, DestinationLedger, Ledger, Settings};
+use tracehose_forwarder::limits::Limits;
 use tracehose_forwarder::output::Sink;
 use tracehose_forwarder::parse::Severity;
+use tracehose_forwarder::pipeline::Pipeline;
+use tracehose_forwarder::process::process_bytes;
 use tracehose_forwarder::record::{LogRecord, Source};
 use tracehose_forwarder::summary::Summary;
 use tracehose_forwarder::telemetry::{Architecture, Invocation, Outcome, SpanIds};
@@ -397,4 +400,230 @@ async fn an_invocation_too_large_alone_is_rejected_in_its_row_only() {
     );
     assert!(intake.accepted_metrics(Vendor::OtlpMetrics).is_empty());
     intake.shutdown().await;
+}
+
+/// The sample events at `names`, as `tracehose process` reads them.
+fn sample_events(names: &[&str]) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/events");
+    names
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect()
+}
+
+/// Runs `inputs` through one pipeline with the destinations' telemetry settings, as every face builds it.
+async fn ship_samples(setup: &DeliverySetup, inputs: Vec<Vec<u8>>) -> (Ledger, Summary) {
+    let telemetry = setup.destinations.telemetry;
+    let (mut summary, ledger) = setup
+        .destinations
+        .deliver(
+            &setup.client,
+            Instant::now() + Duration::from_secs(30),
+            |error| panic!("delivery error: {error}"),
+            move |sink| {
+                let mut pipeline = Pipeline::new(Limits::default()).with_telemetry(telemetry);
+                let mut summary = Summary::default();
+                for bytes in &inputs {
+                    process_bytes(bytes, "sample", &mut pipeline, sink, &mut summary, &mut |r| {
+                        panic!("input error: {r}")
+                    })
+                    .unwrap();
+                }
+                summary
+            },
+        )
+        .await
+        .unwrap();
+    summary.apply_ledger(&ledger);
+    (ledger, summary)
+}
+
+/// The OTLP log records the intake kept for `request_id`'s lines (by `faas.invocation_id`).
+fn otlp_lines_of<'a>(entries: &'a [Value], request_id: &str) -> Vec<&'a Value> {
+    entries
+        .iter()
+        .filter(|e| e["attributes"]["faas.invocation_id"] == request_id)
+        .collect()
+}
+
+/// The samples, end to end: the real parser and tracker make the invocations from the platform lines, and
+/// every backend gets metrics, spans and log lines joined to those spans.
+#[tokio::test]
+async fn sample_streams_ship_metrics_spans_and_joined_lines_to_every_backend() {
+    const COLD: &str = "8f507cfc-1a2b-4697-b07a-ac58fc914c95";
+    // The cold Python invocation's REPORT: `XRAY TraceId: 1-5f35ae12-0c0fec141ab77a00bc047aa2 SegmentId: ...`.
+    const XRAY_TRACE: &str = "5f35ae120c0fec141ab77a00bc047aa2";
+    let intake = Intake::start(IntakeConfig::new(DT_TOKEN, DD_KEY)).await;
+    // The default span mode (`xray`): a span only where X-Ray ids are in the platform lines.
+    let setup = setup(&intake, &[("TRACEHOSE_INVOCATION_SPANS", "xray")]);
+    let inputs = sample_events(&[
+        "direct-python-cold-xray.json",
+        "direct-node-extension-markers.json",
+        "firehose-transformation-streams.json",
+    ]);
+    let (ledger, summary) = ship_samples(&setup, inputs).await;
+    assert!(intake.violations().is_empty(), "{:#?}", intake.violations());
+    // Five REPORT lines in the three samples: five invocations for every metrics lane.
+    for metrics in ["otlp-metrics", "dynatrace-metrics", "datadog-metrics"] {
+        assert_eq!(counts(&ledger, metrics), (5, 5, 0, 0), "{metrics}: {ledger}");
+    }
+    // Only the Python invocation has X-Ray ids; the Node ones carry the extension's marker (their span is
+    // the extension's), the others no tracing.
+    for traces in ["otlp-traces", "dynatrace-traces"] {
+        assert_eq!(counts(&ledger, traces), (1, 1, 0, 0), "{traces}: {ledger}");
+    }
+    assert_eq!(summary.failed_events + summary.rejected_events, 0, "{summary:?}");
+
+    // Datadog: the Forwarder's figures for `Duration: 15.74 ms Billed Duration: 16 ms Memory Size: 128 MB
+    // Max Memory Used: 56 MB Init Duration: 130.49 ms`.
+    let series = intake.accepted_entries(Vendor::DatadogMetrics);
+    let of_cold = |metric: &str| -> Vec<&Value> {
+        series
+            .iter()
+            .filter(|s| {
+                s["metric"] == metric
+                    && s["tags"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t == "functionname:orders-python")
+            })
+            .collect()
+    };
+    let value = |metric: &str| of_cold(metric)[0]["points"][0][1][0].as_f64().unwrap();
+    assert!((value("aws.lambda.enhanced.duration") - 0.01574).abs() < 1e-12);
+    assert!((value("aws.lambda.enhanced.init_duration") - 0.13049).abs() < 1e-12);
+    assert_eq!(value("aws.lambda.enhanced.max_memory_used"), 56.0);
+    let cost = 0.000_000_2 + 0.016 * (128.0 / 1024.0) * 0.000_016_666_7;
+    assert!((value("aws.lambda.enhanced.estimated_cost") - cost).abs() < 1e-15);
+    let tags = of_cold("aws.lambda.enhanced.duration")[0]["tags"].clone();
+    for tag in ["cold_start:true", "memorysize:128", "aws_account:123456789012"] {
+        assert!(
+            tags.as_array().unwrap().iter().any(|t| t == tag),
+            "{tag} in {tags}"
+        );
+    }
+    assert_eq!(
+        series
+            .iter()
+            .filter(|s| s["metric"] == "aws.lambda.enhanced.invocations")
+            .count(),
+        5
+    );
+
+    // OTLP and Dynatrace: the invocation's SERVER span is X-Ray's segment, with its init span before it.
+    for vendor in [Vendor::OtlpTraces, Vendor::DynatraceOtlpTraces] {
+        let spans = intake.accepted_entries(vendor);
+        assert_eq!(spans.len(), 2, "{vendor:?}: {spans:#?}");
+        let invocation = spans.iter().find(|s| s["name"] == "orders-python").unwrap();
+        assert_eq!(invocation["trace_id"], XRAY_TRACE);
+        assert_eq!(invocation["kind"], 2);
+        assert_eq!(invocation["attributes"]["faas.invocation_id"], COLD);
+        assert_eq!(invocation["attributes"]["faas.coldstart"], true);
+        let init = spans.iter().find(|s| s["name"] == "init").unwrap();
+        assert_eq!(init["trace_id"], XRAY_TRACE);
+        assert_eq!(init["end_time_unix_nano"], invocation["start_time_unix_nano"]);
+        // The lines of the invocation are joined to that very span, in the logs of the same backend.
+        let logs = intake.accepted_entries(Vendor::Otlp);
+        let lines = otlp_lines_of(&logs, COLD);
+        assert!(lines.len() >= 4, "{lines:#?}");
+        for line in lines {
+            assert_eq!(line["trace_id"], XRAY_TRACE, "{line}");
+            assert_eq!(line["span_id"], invocation["span_id"], "{line}");
+        }
+    }
+    for vendor in [Vendor::OtlpMetrics, Vendor::DynatraceOtlpMetrics] {
+        let points = intake.accepted_entries(vendor);
+        let sum = |name: &str| -> f64 {
+            points
+                .iter()
+                .filter(|p| p["metric"] == name)
+                .map(|p| p["value"].as_f64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("faas.invocations"), 5.0, "{vendor:?}");
+        assert!(points.iter().all(|p| p["temporality"] == "delta"));
+    }
+    intake.shutdown().await;
+}
+
+/// A direct subscription event of `/aws/lambda/untraced` holding `lines` (timestamp, message).
+fn subscription_event(lines: &[(i64, &str)]) -> Vec<u8> {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let payload = serde_json::json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/untraced",
+        "logStream": "2026/11/21/[$LATEST]0123456789abcdef0123456789abcdef",
+        "subscriptionFilters": ["tracehose"],
+        "logEvents": lines
+            .iter()
+            .enumerate()
+            .map(|(i, (timestamp, message))| {
+                serde_json::json!({"id": i.to_string(), "timestamp": timestamp, "message": message})
+            })
+            .collect::<Vec<_>>(),
+    });
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(payload.to_string().as_bytes()).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    serde_json::json!({"awslogs": {"data": data}})
+        .to_string()
+        .into_bytes()
+}
+
+/// `TRACEHOSE_INVOCATION_SPANS=all`: an invocation with no tracing at all gets a span whose ids are derived
+/// from its request id, even when its REPORT comes in a later delivery than its START; its lines are joined
+/// to that span; and shipping the same deliveries again (a replay) makes the same span.
+#[tokio::test]
+async fn derived_spans_join_the_lines_and_are_the_same_on_a_replay() {
+    const REQUEST: &str = "d0d0cafe-0000-4000-8000-000000000001";
+    let first = subscription_event(&[
+        (
+            1_795_255_200_000,
+            "START RequestId: d0d0cafe-0000-4000-8000-000000000001 Version: 7",
+        ),
+        (1_795_255_200_010, "loading the basket"),
+        (1_795_255_200_020, "basket loaded"),
+    ]);
+    let second = subscription_event(&[
+        (
+            1_795_255_200_400,
+            "END RequestId: d0d0cafe-0000-4000-8000-000000000001",
+        ),
+        (
+            1_795_255_200_401,
+            "REPORT RequestId: d0d0cafe-0000-4000-8000-000000000001\tDuration: 400.00 ms\tBilled Duration: \
+             400 ms\tMemory Size: 256 MB\tMax Memory Used: 80 MB",
+        ),
+    ]);
+    let mut span_ids = Vec::new();
+    for _ in 0..2 {
+        let intake = Intake::start(IntakeConfig::new(DT_TOKEN, DD_KEY)).await;
+        let setup = setup(&intake, &[("TRACEHOSE_INVOCATION_SPANS", "all")]);
+        let (ledger, summary) = ship_samples(&setup, vec![first.clone(), second.clone()]).await;
+        assert_eq!(counts(&ledger, "otlp-traces"), (1, 1, 0, 0), "{ledger}");
+        assert_eq!(summary.joined_derived, 5, "{summary:?}");
+        let spans = intake.accepted_entries(Vendor::OtlpTraces);
+        assert_eq!(spans.len(), 1, "{spans:#?}");
+        let span = &spans[0];
+        assert_eq!(span["attributes"]["faas.invocation_id"], REQUEST);
+        assert_eq!(span["attributes"]["tracehose.derived_ids"], true);
+        assert_eq!(span["name"], "untraced");
+        // The START was seen: the span starts there, and lasts the REPORT's duration.
+        assert_eq!(span["start_time_unix_nano"], 1_795_255_200_000_000_000_u64);
+        assert_eq!(span["end_time_unix_nano"], 1_795_255_200_400_000_000_u64);
+        let logs = intake.accepted_entries(Vendor::Otlp);
+        let lines = otlp_lines_of(&logs, REQUEST);
+        assert_eq!(lines.len(), 5);
+        for line in lines {
+            assert_eq!(line["trace_id"], span["trace_id"], "{line}");
+            assert_eq!(line["span_id"], span["span_id"], "{line}");
+            assert_eq!(line["attributes"]["tracehose.join"], "derived", "{line}");
+        }
+        span_ids.push((span["trace_id"].clone(), span["span_id"].clone()));
+        intake.shutdown().await;
+    }
+    assert_eq!(span_ids[0], span_ids[1], "a replayed REPORT makes the same span");
 }
