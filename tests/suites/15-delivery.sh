@@ -303,13 +303,18 @@ intake_clean() {
   python3 - "$work/good.json" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
-# The one request sent on purpose with the wrong key (the secrets check) is the only violation allowed.
+# The one run sent on purpose with the wrong key (the secrets check) is the only violation allowed: its logs
+# request and its metrics request (the platform metrics of the sample's REPORT) carry the same key.
 violations = summary["violations"]
-assert len(violations) == 1 and "DD-API-KEY missing or not the configured key" in violations[0], violations
+assert 1 <= len(violations) <= 2, violations
+assert all("DD-API-KEY missing or not the configured key" in v for v in violations), violations
 assert all(summary["entries_accepted"].get(v, 0) > 0 for v in ("dynatrace", "otlp", "datadog")), summary
+# The binary's platform telemetry reached its intakes too: Datadog's distribution points, OTLP metrics, and the
+# X-Ray sample's invocation span.
+assert all(summary["entries_accepted"].get(v, 0) > 0 for v in ("datadog_metrics", "otlp_metrics", "otlp_traces")), summary
 PY
 }
-check "the intake saw no contract violation but the deliberate wrong key" intake_clean
+check "the intake saw no contract violation but the deliberate wrong key; metrics and spans arrived" intake_clean
 
 if ! checks_done "delivery suite"; then
   for log in forward failing; do
