@@ -141,6 +141,12 @@ impl DeliverySink {
         &self.filter
     }
 
+    /// [`filter`](Self::filter), shared, for a face that writes records itself while still handing the sink
+    /// its invocations.
+    pub fn shared_filter(&self) -> Arc<Filter> {
+        Arc::clone(&self.filter)
+    }
+
     /// `batchers` and `telemetry` each fill one lane, an index into the stage's HTTP destinations.
     pub(super) fn new(
         filter: Arc<Filter>,

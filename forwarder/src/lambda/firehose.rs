@@ -15,11 +15,14 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::route::Forwarded;
-use crate::deliver::{Filter, Filtered, Ledger};
+use crate::deliver::{DeliverySink, Filter, Filtered, Ledger};
 use crate::input::{InputError, Unit, UnitData};
 use crate::output::ndjson::NdjsonSink;
+use crate::output::Sink;
 use crate::pipeline::{count_input_error, Pipeline, UnitOutcome};
+use crate::record::LogRecord;
 use crate::summary::Summary;
+use crate::telemetry::Invocation;
 
 /// Firehose refuses a response over 6 MB; this stays under it however "MB" is counted.
 const MAX_RESPONSE_BYTES: usize = 6_000_000;
@@ -79,17 +82,47 @@ pub(super) fn answer_forwarded(records: &[Forwarded], ledger: &Ledger) -> Kinesi
     response
 }
 
+/// A transformed record's sink: its lines go back to Firehose as NDJSON, its invocations' telemetry to the
+/// delivery stage's lanes (which count what becomes of it in their own ledger rows).
+struct WithTelemetry<'t, S> {
+    records: S,
+    telemetry: &'t mut DeliverySink,
+}
+
+impl<S: Sink<Error = io::Error>> Sink for WithTelemetry<'_, S> {
+    type Error = io::Error;
+
+    fn admit<'a>(&mut self, message: Cow<'a, str>) -> Option<Cow<'a, str>> {
+        self.records.admit(message)
+    }
+
+    fn write(&mut self, record: LogRecord<'_>) -> io::Result<()> {
+        self.records.write(record)
+    }
+
+    fn invocation(&mut self, invocation: &Invocation) -> io::Result<()> {
+        self.telemetry.invocation(invocation).map_err(io::Error::other)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.records.flush()
+    }
+}
+
 const OK: &str = "Ok";
 const DROPPED: &str = "Dropped";
 const FAILED: &str = "ProcessingFailed";
 
 /// Answers a transformation event, already split into its records by `input::Input`, with the counts of
-/// what it made of them.
+/// what it made of them. The records go back to Firehose; the platform telemetry of their invocations
+/// (metrics, spans) has no place there, and goes to `telemetry`'s destinations instead.
 pub(super) fn transform(
     pipeline: &mut Pipeline,
     items: Vec<Result<Unit<'_>, InputError>>,
-    filter: &Filter,
+    telemetry: &mut DeliverySink,
 ) -> (KinesisFirehoseResponse, Summary) {
+    let filter = telemetry.shared_filter();
+    let filter = filter.as_ref();
     let mut summary = Summary::default();
     // Every record is answered, so the frame of each is spent whatever happens: reserve it up front.
     let frames: usize = items
@@ -107,6 +140,7 @@ pub(super) fn transform(
                 pipeline,
                 unit,
                 filter,
+                telemetry,
                 &mut summary,
                 &mut budget,
             )),
@@ -126,6 +160,7 @@ fn transform_record(
     pipeline: &mut Pipeline,
     unit: Unit<'_>,
     filter: &Filter,
+    telemetry: &mut DeliverySink,
     summary: &mut Summary,
     budget: &mut usize,
 ) -> KinesisFirehoseResponseRecord {
@@ -144,14 +179,17 @@ fn transform_record(
         cap: base64_decoded_len(*budget),
     };
     // What goes back to Firehose goes on to a destination: the same filter and scrub rules as every other.
-    let mut sink = Filtered::new(
-        NdjsonSink::new(GzEncoder::new(capped, Compression::fast())),
-        filter,
-    );
+    let mut sink = WithTelemetry {
+        records: Filtered::new(
+            NdjsonSink::new(GzEncoder::new(capped, Compression::fast())),
+            filter,
+        ),
+        telemetry,
+    };
     let outcome = pipeline.process_unit(unit, &mut sink, summary, &mut report);
-    let filtered = sink.filtered;
+    let filtered = sink.records.filtered;
     let written = match outcome {
-        Ok(UnitOutcome::Complete) => sink.inner.into_inner().finish().map(|capped| capped.out),
+        Ok(UnitOutcome::Complete) => sink.records.inner.into_inner().finish().map(|capped| capped.out),
         Ok(UnitOutcome::Incomplete) => {
             summary.undeliver_since(&before);
             return failed(record_id, &original, budget);

@@ -68,7 +68,7 @@ pub fn route(
     if transformation {
         return match mode {
             FirehoseMode::Transform => {
-                let (response, summary) = firehose::transform(pipeline, items, sink.filter());
+                let (response, summary) = firehose::transform(pipeline, items, sink);
                 Routed::Transformed { response, summary }
             }
             FirehoseMode::Forward => forward_records(pipeline, items, sink),

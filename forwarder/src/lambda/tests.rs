@@ -374,3 +374,38 @@ async fn a_direct_subscription_not_read_by_its_deadline_is_an_error_so_that_lamb
     assert!(warm.handle(event.clone(), Duration::ZERO).await.is_err());
     assert!(warm.handle(event, LEFT).await.is_ok());
 }
+
+/// Transform mode sends the records back to Firehose, and the platform telemetry of their invocations to the
+/// destinations, each in its own ledger row: a metrics backend that cannot be reached is counted there and
+/// never fails a record.
+#[tokio::test]
+async fn a_transformation_ships_its_invocations_metrics_and_answers_its_records_whatever_they_become() {
+    // Port 9 (discard) refuses the connection at once: every metrics request fails.
+    let mut transform = handler_with(&[
+        ("DD_API_KEY", "k"),
+        ("DD_LOGS_CONFIG_LOGS_DD_URL", "http://127.0.0.1:9"),
+        ("DD_DD_URL", "http://127.0.0.1:9"),
+        ("TRACEHOSE_MAX_ATTEMPTS", "1"),
+    ]);
+    let (result, tally) = transform
+        .handle_tallied(
+            sample("samples/events/firehose-transformation-streams.json"),
+            LEFT,
+        )
+        .await;
+    let response = result.unwrap();
+    let answered = records(&response);
+    assert!(!answered.is_empty());
+    let results: Vec<&str> = answered.iter().map(|(_, result, _)| result.as_str()).collect();
+    assert!(!results.contains(&"ProcessingFailed"), "{results:?}");
+    assert_eq!(tally.ledger.lines, 0, "the records' lines went back to Firehose");
+    let metrics = tally
+        .ledger
+        .destinations
+        .iter()
+        .find(|d| d.name == "datadog-metrics")
+        .unwrap_or_else(|| panic!("{}", tally.ledger));
+    // Two REPORT lines in the sample: two invocations, each counted failed in the metrics row only.
+    assert_eq!((metrics.received, metrics.failed), (2, 2), "{}", tally.ledger);
+    assert!(tally.ledger.failed.is_empty() && tally.ledger.rejected.is_empty());
+}
