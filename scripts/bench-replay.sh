@@ -11,4 +11,5 @@ ensure_venv
 
 cargo build --release --locked -p tracehose-forwarder --bin tracehose
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-python scripts/bench_replay.py "$target_dir/release/tracehose"
+# Further binaries given as arguments (an earlier build, say) are measured on the same objects after it.
+python scripts/bench_replay.py "$target_dir/release/tracehose" "$@"

@@ -8,6 +8,9 @@ bytes: many small objects and a few large ones. Then, for each layout, times:
   - `tracehose replay s3://... --to destinations` (NDJSON on stdout, to /dev/null);
 and reports records/s, MB/s (object bytes as stored) and peak RSS of each, and replay's share of the
 pipeline's throughput. Not a test: no assertion, run by hand (scripts/bench-replay.sh).
+
+More than one binary may be named (`bench_replay.py BEFORE AFTER`): each is run on the same objects, in turn,
+so that a change is measured against its baseline in the same run.
 """
 
 import base64
@@ -21,9 +24,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "deploy"))
-from replay_moto import Env, start_moto  # noqa: E402
+from harness import moto_server  # noqa: E402
+from replay_moto import Env  # noqa: E402
 
-BINARY = sys.argv[1]
+BINARIES = sys.argv[1:]
 TOTAL_MB = int(os.environ.get("BENCH_MB", "120"))
 EVENTS_PER_RECORD = 60
 
@@ -96,8 +100,7 @@ def timed(cmd, env):
 
 
 def main():
-    proc, endpoint = start_moto()
-    try:
+    with moto_server() as endpoint:
         env = Env(endpoint)
         lines = records(TOTAL_MB * 1_000_000)
         print(f"{len(lines)} backup records, {len(lines) * EVENTS_PER_RECORD} log events", flush=True)
@@ -115,25 +118,24 @@ def main():
                     f.write(body)
             largest = max(len(b) for b in bodies) / 1e6
             base_env = env.env()
-            pipe_s, pipe_rss, _ = timed([BINARY, "process", *files], base_env)
-            replay_s, replay_rss, err = timed([BINARY, "replay", f"s3://{bucket}/"], base_env)
-            assert f"records={len(lines)}" in err, err
-            # glibc gives each thread that allocates an arena of its own; the pipeline moving between the
-            # delivery stage's blocking threads leaves free memory in several. Capped, for comparison:
-            _, arena_rss, _ = timed([BINARY, "replay", f"s3://{bucket}/"], dict(base_env, MALLOC_ARENA_MAX="2"))
-            rows.append((name, objects, stored / 1e6, largest, pipe_s, pipe_rss, replay_s, replay_rss, arena_rss))
+            for binary in BINARIES:
+                pipe_s, pipe_rss, _ = timed([binary, "process", *files], base_env)
+                replay_s, replay_rss, err = timed([binary, "replay", f"s3://{bucket}/"], base_env)
+                assert f"records={len(lines)}" in err, err
+                # glibc gives each thread that allocates an arena of its own; the pipeline moving between the
+                # delivery stage's blocking threads leaves free memory in several. Capped, for comparison:
+                _, arena_rss, _ = timed([binary, "replay", f"s3://{bucket}/"], dict(base_env, MALLOC_ARENA_MAX="2"))
+                rows.append((binary, name, objects, stored / 1e6, largest, pipe_s, pipe_rss, replay_s, replay_rss,
+                             arena_rss))
         print()
-        print("| layout | objects | MB stored | largest object MB | pipeline rec/s | pipeline MB/s | pipeline peak RSS MB "
+        print("| binary | layout | objects | MB stored | largest object MB | pipeline rec/s | pipeline MB/s | pipeline peak RSS MB "
               "| replay rec/s | replay MB/s | replay peak RSS MB (MALLOC_ARENA_MAX=2) | replay / pipeline |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for name, objects, mb, largest, ps, prss, rs, rrss, arss in rows:
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for binary, name, objects, mb, largest, ps, prss, rs, rrss, arss in rows:
             print(
-                f"| {name} | {objects} | {mb:.0f} | {largest:.1f} | {len(lines) / ps:,.0f} | {mb / ps:.1f} | {prss:.0f} "
+                f"| {binary} | {name} | {objects} | {mb:.0f} | {largest:.1f} | {len(lines) / ps:,.0f} | {mb / ps:.1f} | {prss:.0f} "
                 f"| {len(lines) / rs:,.0f} | {mb / rs:.1f} | {rrss:.0f} ({arss:.0f}) | {ps / rs:.0%} |"
             )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ impl Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
-    /// gzip at level 1: most of the size gain for a fraction of the CPU time, which is billed on Lambda.
+    /// gzip at [`crate::encode::DEFAULT_GZIP_LEVEL`]: most of the size gain for a fraction of the CPU time,
+    /// which is billed on Lambda.
     Gzip,
     /// gzip at a level from 0 to 9 the user chose (the Datadog Agent's `DD_LOGS_CONFIG_COMPRESSION_LEVEL`).
     GzipLevel(u32),

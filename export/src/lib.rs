@@ -12,6 +12,6 @@ pub mod send;
 pub mod status;
 
 pub use config::{Compression, ConfigError, Destination, Signal};
-pub use encode::{compress, encode, EncodeError, Payload};
+pub use encode::{compress, encode, EncodeError, Payload, DEFAULT_GZIP_LEVEL};
 pub use send::{http_client, send, send_for_response, Delivered, ExportError, RetryPolicy};
 pub use status::{classify, parse_retry_after, Class};

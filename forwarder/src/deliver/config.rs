@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(d.url, "https://http-intake.logs.datadoghq.com/api/v2/logs");
         assert_eq!(auth(&d, "dd-api-key"), "dd-key");
         assert!(!format!("{d:?}").contains("dd-key"));
-        assert_eq!(d.compression, Compression::Gzip);
+        assert_eq!(d.compression, Compression::GzipLevel(dd_agent::DEFAULT_LEVEL));
         let d = one(&[key, ("DD_SITE", "us5.datadoghq.com")]);
         assert_eq!(d.url, "https://http-intake.logs.us5.datadoghq.com/api/v2/logs");
         for (address, no_ssl, want) in [
