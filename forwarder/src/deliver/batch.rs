@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::encode::{Encoder, Entries};
+use super::encode::{Encoder, Entries, JsonMessage};
 use crate::record::LogRecord;
 
 /// A batch's buffer is allocated at most this large up front; a larger one grows as it fills.
@@ -64,7 +64,7 @@ impl Batcher {
     }
 
     /// Adds `record`, which is line number `line`; line numbers only grow.
-    pub fn add(&mut self, record: &LogRecord, line: u64) -> Added {
+    pub fn add(&mut self, record: &LogRecord, message: &JsonMessage<'_>, line: u64) -> Added {
         if self.entries.data.capacity() == 0 {
             // One allocation per batch instead of a doubling series: the batch fills up to its limit anyway.
             self.entries
@@ -73,7 +73,7 @@ impl Batcher {
         }
         // Encoded in place; moved to a new batch only in the rare case it does not fit this one.
         let start = self.entries.data.len();
-        let encoded = self.encoder.encode(record, &mut self.entries.data);
+        let encoded = self.encoder.encode(record, message, &mut self.entries.data);
         let entry_len = self.entries.data.len() - start;
         let run_cost = self.encoder.run_overhead(&record.source);
         let entry_cost = entry_len + self.encoder.entry_overhead(entry_len);

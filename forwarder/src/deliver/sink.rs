@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::batch::{Batcher, Sealed};
 use super::filter::Filter;
 use super::ledger::{DestinationLedger, LineSet};
+use crate::output::json_message::JsonMessage;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
 use crate::record::LogRecord;
@@ -81,10 +82,10 @@ impl LocalDestination {
         }
     }
 
-    fn write(&mut self, record: LogRecord<'_>, line: u64) {
+    fn write(&mut self, record: &LogRecord<'_>, message: &JsonMessage<'_>, line: u64) {
         self.ledger.received += 1;
         if self.error.is_none() {
-            if let Err(err) = self.sink.write(record) {
+            if let Err(err) = self.sink.write_shared(record, message) {
                 self.fail(err, line + 1);
             }
         } else {
@@ -205,9 +206,11 @@ impl Sink for DeliverySink {
     fn write(&mut self, record: LogRecord<'_>) -> Result<(), DeliveryError> {
         let line = self.report.lines;
         self.report.lines += 1;
+        // Escaped once for every destination that writes it as JSON, when there is more than one.
+        let message = JsonMessage::new(&record.message, self.batchers.len() + self.local.len() > 1);
         for i in 0..self.batchers.len() {
             self.report.offered[i] += 1;
-            let added = self.batchers[i].add(&record, line);
+            let added = self.batchers[i].add(&record, &message, line);
             if added.too_large {
                 self.report.too_large[i].insert(line..line + 1);
             }
@@ -215,11 +218,8 @@ impl Sink for DeliverySink {
                 self.send(Message::Batch(sealed))?;
             }
         }
-        if let Some((last, others)) = self.local.split_last_mut() {
-            for local in others {
-                local.write(record.clone(), line);
-            }
-            last.write(record, line);
+        for local in &mut self.local {
+            local.write(&record, &message, line);
         }
         if self.all_local_failed() {
             let err = self.local.iter_mut().rev().find_map(|l| l.error.take());
