@@ -10,6 +10,7 @@ pub mod datadog;
 pub mod dynatrace;
 mod json;
 pub mod otlp;
+mod proto;
 
 use std::sync::{Arc, Mutex};
 
