@@ -1,6 +1,6 @@
-//! Throughput through all three HTTP destinations at once (Dynatrace, OTLP, Datadog; gzip on), to local
-//! receivers that accept everything without decoding it, next to the pipeline to NDJSON and the floor no
-//! forwarder can avoid (base64 + gunzip + JSON parse) on the same input in the same run.
+//! Throughput through each HTTP destination alone and all three at once (Dynatrace, OTLP, Datadog; gzip on),
+//! to local receivers that accept everything without decoding it, next to the pipeline to NDJSON and the
+//! floor no forwarder can avoid (base64 + gunzip + JSON parse) on the same input in the same run.
 //!
 //! `cargo bench -p tracehose-forwarder --bench deliver`. Groups report lines/s; the README has the figures.
 
@@ -83,16 +83,29 @@ fn bench(c: &mut Criterion) {
         listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
     );
     runtime.spawn(accept_everything(listener));
-    let settings = Settings::from_pairs([
+    let destinations = |pairs: &[(&str, String)]| {
+        let mut pairs = pairs.to_vec();
+        pairs.push(("TRACEHOSE_STDOUT", "false".into()));
+        let settings = Settings::from_pairs(pairs);
+        DeliverySetup::from_settings(&settings).unwrap_or_else(|e| panic!("setup: {e}"))
+    };
+    let dynatrace = [
         ("DT_CONNECTION_BASE_URL", base.clone()),
         ("DT_LOG_COLLECTION_AUTH_TOKEN", "t".into()),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", base.clone()),
+    ];
+    let otlp = [("OTEL_EXPORTER_OTLP_ENDPOINT", base.clone())];
+    let datadog = [
         ("DD_API_KEY", "k".into()),
         ("DD_LOGS_CONFIG_LOGS_DD_URL", format!("{base}/api/v2/logs")),
-        ("TRACEHOSE_STDOUT", "false".into()),
-    ]);
-    let setup = DeliverySetup::from_settings(&settings).unwrap_or_else(|e| panic!("setup: {e}"));
-    let ship = |event: Arc<Vec<u8>>| {
+    ];
+    let all: Vec<_> = [&dynatrace[..], &otlp, &datadog].concat();
+    let setups = [
+        ("pipeline_to_dynatrace_gzip", destinations(&dynatrace)),
+        ("pipeline_to_otlp_gzip", destinations(&otlp)),
+        ("pipeline_to_datadog_gzip", destinations(&datadog)),
+        ("pipeline_to_dynatrace_otlp_datadog_gzip", destinations(&all)),
+    ];
+    let ship = |setup: &DeliverySetup, event: Arc<Vec<u8>>| {
         let deadline = Instant::now() + Duration::from_secs(60);
         let (delivered, ledger) = runtime
             .block_on(setup.destinations.deliver(
@@ -114,7 +127,9 @@ fn bench(c: &mut Criterion) {
         delivered
     };
     assert_eq!(support::floor(&event, &limits), lines);
-    assert_eq!(ship(Arc::clone(&event)), lines as u64);
+    for (_, setup) in &setups {
+        assert_eq!(ship(setup, Arc::clone(&event)), lines as u64);
+    }
     eprintln!("bench input: {lines} lines, {} bytes of event", event.len());
 
     let mut group = c.benchmark_group("lines");
@@ -129,9 +144,9 @@ fn bench(c: &mut Criterion) {
     group.bench_function("pipeline_to_ndjson", |b| {
         b.iter(|| to_ndjson(black_box(&event), &mut warm))
     });
-    group.bench_function("pipeline_to_dynatrace_otlp_datadog_gzip", |b| {
-        b.iter(|| ship(Arc::clone(&event)))
-    });
+    for (name, setup) in &setups {
+        group.bench_function(*name, |b| b.iter(|| ship(setup, Arc::clone(&event))));
+    }
     group.finish();
 }
 

@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::encode::{Encoded, Encoder, Entries, InvocationEncoder, Wire};
+use super::encode::{Encoded, Encoder, Entries, InvocationEncoder, JsonMessage, Wire};
 use crate::record::{LogRecord, Source};
 use crate::telemetry::Invocation;
 
@@ -54,8 +54,12 @@ pub struct Added {
 
 impl Batcher<dyn Encoder> {
     /// Adds `record`, which is line number `line`; line numbers only grow.
-    pub fn add(&mut self, record: &LogRecord, line: u64) -> Added {
-        self.push(&record.source, line, |encoder, out| encoder.encode(record, out))
+    /// Adds `record`, whose message `message` holds (escaped once for every JSON writer), which is line
+    /// number `line`; line numbers only grow.
+    pub fn add(&mut self, record: &LogRecord, message: &JsonMessage<'_>, line: u64) -> Added {
+        self.push(&record.source, line, |encoder, out| {
+            encoder.encode(record, message, out)
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use super::batch::{Batcher, Sealed};
 use super::encode::InvocationEncoder;
 use super::filter::Filter;
 use super::ledger::{DestinationLedger, LineSet};
+use crate::output::json_message::JsonMessage;
 use crate::output::ndjson::NdjsonSink;
 use crate::output::Sink;
 use crate::record::LogRecord;
@@ -86,10 +87,10 @@ impl LocalDestination {
         }
     }
 
-    fn write(&mut self, record: LogRecord<'_>, line: u64) {
+    fn write(&mut self, record: &LogRecord<'_>, message: &JsonMessage<'_>, line: u64) {
         self.ledger.received += 1;
         if self.error.is_none() {
-            if let Err(err) = self.sink.write(record) {
+            if let Err(err) = self.sink.write_shared(record, message) {
                 self.fail(err, line + 1);
             }
         } else {
@@ -230,10 +231,12 @@ impl Sink for DeliverySink {
     fn write(&mut self, record: LogRecord<'_>) -> Result<(), DeliveryError> {
         let line = self.report.lines;
         self.report.lines += 1;
+        // Escaped once for every destination that writes it as JSON, when there is more than one.
+        let message = JsonMessage::new(&record.message, self.batchers.len() + self.local.len() > 1);
         for i in 0..self.batchers.len() {
             let lane = self.batchers[i].lane();
             self.report.offered[lane] += 1;
-            let added = self.batchers[i].add(&record, line);
+            let added = self.batchers[i].add(&record, &message, line);
             if added.too_large {
                 self.report.too_large[lane].insert(line..line + 1);
             }
@@ -241,11 +244,8 @@ impl Sink for DeliverySink {
                 self.send(Message::Batch(sealed))?;
             }
         }
-        if let Some((last, others)) = self.local.split_last_mut() {
-            for local in others {
-                local.write(record.clone(), line);
-            }
-            last.write(record, line);
+        for local in &mut self.local {
+            local.write(&record, &message, line);
         }
         if self.all_local_failed() {
             let err = self.local.iter_mut().rev().find_map(|l| l.error.take());

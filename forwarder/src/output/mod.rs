@@ -1,6 +1,7 @@
 //! Output: where correlated records go. Each destination maps [`LogRecord`](crate::record::LogRecord) to its
 //! own conventions.
 
+pub mod json_message;
 pub(crate) mod json_text;
 pub mod ndjson;
 

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use std::sync::Arc;
 
+use super::json_message::JsonMessage;
 use super::Sink;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -40,20 +41,26 @@ impl<W: Write> NdjsonSink<W> {
     pub fn into_inner(self) -> W {
         self.out
     }
-}
 
-impl<W: Write> Sink for NdjsonSink<W> {
-    type Error = io::Error;
-
-    fn write(&mut self, record: LogRecord) -> io::Result<()> {
+    /// Writes one record whose message (`record.message`) other destinations may write too: escaped once
+    /// for all of them.
+    pub fn write_shared(&mut self, record: &LogRecord, message: &JsonMessage<'_>) -> io::Result<()> {
         let fresh = !matches!(&self.shared, Some((source, _)) if Arc::ptr_eq(source, &record.source));
         if fresh {
             self.shared = Some((Arc::clone(&record.source), SharedFields::of(&record.source)?));
         }
         let shared = self.shared.as_ref().map(|(_, fields)| fields);
         self.line.clear();
-        write_line(&mut self.line, &record, shared)?;
+        write_line(&mut self.line, record, message, shared)?;
         self.out.write_all(&self.line)
+    }
+}
+
+impl<W: Write> Sink for NdjsonSink<W> {
+    type Error = io::Error;
+
+    fn write(&mut self, record: LogRecord) -> io::Result<()> {
+        self.write_shared(&record, &JsonMessage::new(&record.message, false))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -61,11 +68,16 @@ impl<W: Write> Sink for NdjsonSink<W> {
     }
 }
 
-fn write_line(line: &mut Vec<u8>, r: &LogRecord, shared: Option<&SharedFields>) -> io::Result<()> {
+fn write_line(
+    line: &mut Vec<u8>,
+    r: &LogRecord,
+    message: &JsonMessage<'_>,
+    shared: Option<&SharedFields>,
+) -> io::Result<()> {
     line.extend_from_slice(b"{\"timestamp\":");
     line.extend_from_slice(itoa::Buffer::new().format(r.timestamp_ms).as_bytes());
     line.extend_from_slice(b",\"message\":");
-    string(line, &r.message)?;
+    message.push(line);
     line.extend_from_slice(b",\"severity\":\"");
     line.extend_from_slice(r.severity.as_str().as_bytes());
     line.push(b'"');

@@ -2,8 +2,8 @@
 //! `service`, `hostname`, `status`, `ddtags` and attributes. Attributes are flat dotted keys, as Datadog's
 //! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
 
-use super::json::{push_str, push_str_within, push_value, Members};
-use super::{non_empty, Encoded, Encoder, PerSource, RequestLimits, SettingsError, Wire};
+use super::json::{push_message_within, push_str, push_value, Members};
+use super::{non_empty, Encoded, Encoder, JsonMessage, PerSource, RequestLimits, SettingsError, Wire};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -149,7 +149,7 @@ impl Wire for DatadogEncoder {
 }
 
 impl Encoder for DatadogEncoder {
-    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
+    fn encode(&self, record: &LogRecord, message: &JsonMessage<'_>, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
         let max_entry = self.max_entry_bytes();
         let shared = self.sources.get(&record.source, |s| self.source_members(s));
@@ -190,7 +190,7 @@ impl Encoder for DatadogEncoder {
         }
         out.extend_from_slice(b"\"message\":");
         let room = max_entry.saturating_sub(out.len() - start + 1);
-        truncated |= push_str_within(out, &record.message, usize::MAX, room);
+        truncated |= push_message_within(out, message, usize::MAX, room);
         out.push(b'}');
         Encoded {
             bytes: out.len() - start,

@@ -2,8 +2,10 @@
 //! `timestamp`, `loglevel`, `dt.trace_id`, `dt.span_id` and attributes, cut to the tenant's limits, which
 //! differ between the current platform and Logs Classic.
 
-use super::json::{push_str, push_str_within, push_value, Members};
-use super::{positive, Encoded, Encoder, PerSource, Refused, RequestLimits, SettingsError, Wire};
+use super::json::{push_message_within, push_str, push_value, Members};
+use super::{
+    positive, Encoded, Encoder, JsonMessage, PerSource, Refused, RequestLimits, SettingsError, Wire,
+};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -203,7 +205,7 @@ impl Wire for DynatraceEncoder {
 }
 
 impl Encoder for DynatraceEncoder {
-    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
+    fn encode(&self, record: &LogRecord, message: &JsonMessage<'_>, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
         let max_entry = self.max_entry_bytes();
         let max_attribute = self.limits.max_attribute_bytes;
@@ -258,7 +260,7 @@ impl Encoder for DynatraceEncoder {
         }
         out.extend_from_slice(b"\"content\":");
         let room = max_entry.saturating_sub(out.len() - start + 1);
-        truncated |= push_str_within(out, &record.message, self.limits.max_content_bytes, room);
+        truncated |= push_message_within(out, message, self.limits.max_content_bytes, room);
         out.push(b'}');
         Encoded {
             bytes: out.len() - start,

@@ -1,7 +1,7 @@
 //! JSON writing shared by the JSON encoders: strings escaped exactly as serde_json escapes them, cut to a
 //! limit with a visible marker, and an object writer that keeps an entry within a count and a size.
 
-use super::{Entries, TRUNCATED};
+use super::{Entries, JsonMessage, TRUNCATED};
 use crate::record::AttrValue;
 
 pub(crate) use crate::output::json_text::push_str;
@@ -45,6 +45,25 @@ pub(crate) fn push_str_within(out: &mut Vec<u8>, s: &str, max_text: usize, max_j
     out.extend_from_slice(&TRUNCATED.as_bytes()[..marker_room]);
     out.push(b'"');
     true
+}
+
+/// [`push_str_within`] for a record's message: the same bytes, copied from its shared escaped form when the
+/// whole message fits.
+pub(crate) fn push_message_within(
+    out: &mut Vec<u8>,
+    message: &JsonMessage<'_>,
+    max_text: usize,
+    max_json: usize,
+) -> bool {
+    if message.text().len() <= max_text {
+        if let Some(escaped) = message.escaped() {
+            if escaped.len() <= max_json.saturating_sub(2) {
+                message.push(out);
+                return false;
+            }
+        }
+    }
+    push_str_within(out, message.text(), max_text, max_json)
 }
 
 /// Appends one attribute value, a string cut to `max_text` bytes of text. Returns whether it cut.
@@ -202,6 +221,25 @@ mod tests {
             let (text, cut) = within("😀😀😀😀😀😀😀😀😀😀😀😀", limit, limit + 2);
             assert!(cut);
             assert!(TRUNCATED.starts_with(text.trim_start_matches('😀')) || text.ends_with(TRUNCATED));
+        }
+    }
+
+    #[test]
+    fn a_shared_message_is_cut_exactly_as_its_text() {
+        let texts = ["short", "é\n\"\u{1}tail", &"\u{1}é".repeat(40)];
+        for text in texts {
+            for max_text in [0, 5, 11, 30, 200, usize::MAX] {
+                for max_json in [0, 2, 9, 30, 31, 100, 500, usize::MAX] {
+                    let mut expected = Vec::new();
+                    let cut = push_str_within(&mut expected, text, max_text, max_json);
+                    for shared in [false, true] {
+                        let mut out = Vec::new();
+                        let message = JsonMessage::new(text, shared);
+                        assert_eq!(push_message_within(&mut out, &message, max_text, max_json), cut);
+                        assert_eq!(out, expected, "{text:?} {max_text} {max_json} {shared}");
+                    }
+                }
+            }
         }
     }
 

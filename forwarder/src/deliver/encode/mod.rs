@@ -19,9 +19,11 @@ pub mod otlp;
 mod otlp_invocation;
 pub mod otlp_metrics;
 pub mod otlp_spans;
+mod proto;
 
 use std::sync::{Arc, Mutex};
 
+pub use crate::output::json_message::JsonMessage;
 use crate::record::{LogRecord, Source};
 use crate::telemetry::Invocation;
 
@@ -239,8 +241,9 @@ pub trait Wire: Send + Sync + std::fmt::Debug {
 
 /// A log destination's encoder: one [`LogRecord`] to one entry, framed by its [`Wire`].
 pub trait Encoder: Wire {
-    /// Appends one record's entry to `out`, cut to the destination's per-entry limits.
-    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded;
+    /// Appends one record's entry to `out`, cut to the destination's per-entry limits. `message` is
+    /// `record.message`, escaped once for every destination that writes it as a JSON string.
+    fn encode(&self, record: &LogRecord, message: &JsonMessage<'_>, out: &mut Vec<u8>) -> Encoded;
 }
 
 /// A telemetry destination's encoder: one finished [`Invocation`] to one entry, framed by its [`Wire`].
@@ -262,7 +265,7 @@ mod testing {
 
     use tracehose_tracecontext::{SpanId, TraceId};
 
-    use super::{Encoder, Entries};
+    use super::{Encoder, Entries, JsonMessage};
     use crate::parse::{PlatformDetails, PlatformEvent, ReportMetrics, Severity};
     use crate::record::{Join, LogRecord, Source};
 
@@ -321,7 +324,8 @@ mod testing {
         }
     }
 
-    /// The entries of `records`, as the batching core collects them.
+    /// The entries of `records`, as the batching core collects them. Each record is encoded with its message
+    /// shared and not: both must give the same bytes.
     pub fn entries(encoder: &dyn Encoder, records: &[LogRecord]) -> (Entries, bool) {
         let mut entries = Entries::default();
         let mut truncated = false;
@@ -333,7 +337,22 @@ mod testing {
             {
                 entries.sources.push((entries.len(), Arc::clone(&record.source)));
             }
-            let encoded = encoder.encode(record, &mut entries.data);
+            let mut alone = Vec::new();
+            let alone_encoded = encoder.encode(record, &JsonMessage::new(&record.message, false), &mut alone);
+            let shared = JsonMessage::new(&record.message, true);
+            let start = entries.data.len();
+            let encoded = encoder.encode(record, &shared, &mut entries.data);
+            let mut again = Vec::new();
+            encoder.encode(record, &shared, &mut again);
+            let entry = &entries.data[start..];
+            assert_eq!(
+                (alone_encoded, alone.len(), again.len()),
+                (encoded, entry.len(), entry.len())
+            );
+            // An OTLP record's observed time is the clock's: only the JSON entries are byte for byte equal.
+            if encoder.name() != "otlp" {
+                assert!(alone == entry && again == entry);
+            }
             truncated |= encoded.truncated;
             entries.ends.push(entries.data.len());
             assert_eq!(entries.entry(entries.len() - 1).len(), encoded.bytes);

@@ -2,7 +2,6 @@
 //! frames each run of one source as a `ResourceLogs` with the source's semantic-convention resource
 //! attributes and one `ScopeLogs` of scope `tracehose`, without decoding the entries again.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,13 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
 };
-use opentelemetry_proto::tonic::logs::v1::LogRecord as OtlpRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
+use super::proto::{attribute, bytes_field, cut_text, fixed64, frame, framed, string_field, Scalar};
 use super::{
-    non_empty, Encoded, Encoder, Entries, PerSource, Refused, RequestLimits, SettingsError, Wire, TRUNCATED,
+    non_empty, Encoded, Encoder, Entries, JsonMessage, PerSource, Refused, RequestLimits, SettingsError, Wire,
 };
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
@@ -198,16 +197,6 @@ impl OtlpEncoder {
     }
 }
 
-/// Bytes of a length-delimited field of a one-byte tag around `len` bytes.
-fn framed(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
-}
-
-fn frame(out: &mut Vec<u8>, tag: u32, len: usize) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
-}
-
 fn key_value(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
@@ -233,19 +222,6 @@ fn value_of(value: AttrValue<'_>, max: usize) -> (any_value::Value, bool) {
         AttrValue::Float(x) => (any_value::Value::DoubleValue(x), false),
         AttrValue::Bool(b) => (any_value::Value::BoolValue(b), false),
     }
-}
-
-/// `text` within `max` bytes: cut on a char boundary and ended with the marker when longer.
-fn cut_text(text: &str, max: usize) -> (Cow<'_, str>, bool) {
-    if text.len() <= max {
-        return (Cow::Borrowed(text), false);
-    }
-    let mut end = max.saturating_sub(TRUNCATED.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let marker = &TRUNCATED[..TRUNCATED.len().min(max - end)];
-    (Cow::Owned([&text[..end], marker].concat()), true)
 }
 
 /// The OpenTelemetry severity number of the first level of each range.
@@ -333,45 +309,63 @@ impl Wire for OtlpEncoder {
 }
 
 impl Encoder for OtlpEncoder {
-    fn encode(&self, record: &LogRecord, out: &mut Vec<u8>) -> Encoded {
-        let max_attribute = self.max_attribute_bytes();
-        let mut truncated = false;
-        let mut attributes = Vec::new();
-        if let Some(request_id) = &record.request_id {
-            let (value, cut) = value_of(AttrValue::Str(request_id), max_attribute);
-            truncated |= cut;
-            attributes.push(key_value("faas.invocation_id", value));
-        }
-        record.visit_attributes(&mut |key, value| {
-            let (value, cut) = value_of(value, max_attribute);
-            truncated |= cut;
-            attributes.push(key_value(key, value));
-        });
-        let (body, cut) = cut_text(&record.message, self.max_text_bytes());
-        truncated |= cut;
+    fn encode(&self, record: &LogRecord, _message: &JsonMessage<'_>, out: &mut Vec<u8>) -> Encoded {
         let observed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-        let message = OtlpRecord {
-            time_unix_nano: unix_nanos_of_ms(record.timestamp_ms),
-            observed_time_unix_nano: observed,
-            severity_number: severity_number(record.severity),
-            severity_text: match record.severity {
-                Severity::Unspecified => String::new(),
-                s => s.as_str().to_owned(),
-            },
-            body: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(body.into_owned())),
-            }),
-            attributes,
-            flags: if record.trace_id.is_some() { SAMPLED } else { 0 },
-            trace_id: record.trace_id.map(|t| t.to_bytes().to_vec()).unwrap_or_default(),
-            span_id: record.span_id.map(|s| s.to_bytes().to_vec()).unwrap_or_default(),
-            ..Default::default()
-        };
+        self.encode_at(record, observed, out)
+    }
+}
+
+impl OtlpEncoder {
+    /// One `LogRecord` message written field by field, in tag order and with proto3's defaults left out, as
+    /// prost writes the generated type: the same bytes without building owned values for every record.
+    fn encode_at(&self, record: &LogRecord, observed_unix_nano: u64, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
-        // Encoding into a Vec cannot run out of room: it grows.
-        let _ = message.encode(out);
+        let max_attribute = self.max_attribute_bytes();
+        let mut truncated = false;
+        // LogRecord.time_unix_nano = 1 (fixed64)
+        fixed64(out, 1, unix_nanos_of_ms(record.timestamp_ms));
+        // LogRecord.severity_number = 2 (enum, never negative here)
+        let severity = severity_number(record.severity);
+        if severity != 0 {
+            encode_key(2, WireType::Varint, out);
+            encode_varint(severity as u64, out);
+        }
+        // LogRecord.severity_text = 3
+        if record.severity != Severity::Unspecified {
+            string_field(out, 3, record.severity.as_str());
+        }
+        // LogRecord.body = 5: an AnyValue, present even when empty
+        let (body, cut) = cut_text(&record.message, self.max_text_bytes());
+        truncated |= cut;
+        let body = Scalar::Str(body);
+        frame(out, 5, body.len());
+        body.write(out);
+        // LogRecord.attributes = 6
+        if let Some(request_id) = &record.request_id {
+            truncated |= attribute(
+                out,
+                "faas.invocation_id",
+                AttrValue::Str(request_id),
+                max_attribute,
+            );
+        }
+        record.visit_attributes(&mut |key, value| truncated |= attribute(out, key, value, max_attribute));
+        // LogRecord.flags = 8 (fixed32)
+        if record.trace_id.is_some() {
+            encode_key(8, WireType::ThirtyTwoBit, out);
+            out.extend_from_slice(&SAMPLED.to_le_bytes());
+        }
+        // LogRecord.trace_id = 9, LogRecord.span_id = 10
+        if let Some(trace_id) = record.trace_id {
+            bytes_field(out, 9, &trace_id.to_bytes());
+        }
+        if let Some(span_id) = record.span_id {
+            bytes_field(out, 10, &span_id.to_bytes());
+        }
+        // LogRecord.observed_time_unix_nano = 11 (fixed64)
+        fixed64(out, 11, observed_unix_nano);
         Encoded {
             bytes: out.len() - start,
             truncated,
@@ -385,11 +379,12 @@ mod tests {
     use std::collections::HashMap;
 
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpRecord, ResourceLogs};
     use tracehose_tracecontext::{SpanId, TraceId};
 
     use super::*;
     use crate::deliver::encode::testing::{body, entries, lambda_source, line, report, SPAN, TRACE};
+    use crate::deliver::encode::TRUNCATED;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<OtlpSettings, SettingsError> {
         let map: HashMap<String, String> = pairs
@@ -453,6 +448,87 @@ mod tests {
             .collect();
         assert_eq!(decoded, encoded);
         assert_eq!(decoded.len(), records.len());
+    }
+
+    /// What the encoder wrote before it wrote fields itself: the generated type, built and encoded by prost.
+    fn encoded_by_prost(encoder: &OtlpEncoder, record: &LogRecord, observed: u64) -> Vec<u8> {
+        let max_attribute = encoder.max_attribute_bytes();
+        let mut attributes = Vec::new();
+        if let Some(request_id) = &record.request_id {
+            let value = value_of(AttrValue::Str(request_id), max_attribute).0;
+            attributes.push(key_value("faas.invocation_id", value));
+        }
+        record.visit_attributes(&mut |key, value| {
+            attributes.push(key_value(key, value_of(value, max_attribute).0));
+        });
+        let (body, _) = cut_text(&record.message, encoder.max_text_bytes());
+        OtlpRecord {
+            time_unix_nano: unix_nanos_of_ms(record.timestamp_ms),
+            observed_time_unix_nano: observed,
+            severity_number: severity_number(record.severity),
+            severity_text: match record.severity {
+                Severity::Unspecified => String::new(),
+                s => s.as_str().to_owned(),
+            },
+            body: Some(AnyValue {
+                value: Some(string(&body)),
+            }),
+            attributes,
+            flags: if record.trace_id.is_some() { SAMPLED } else { 0 },
+            trace_id: record.trace_id.map(|t| t.to_bytes().to_vec()).unwrap_or_default(),
+            span_id: record.span_id.map(|s| s.to_bytes().to_vec()).unwrap_or_default(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn writes_the_bytes_prost_writes_for_the_generated_type() {
+        let source = lambda_source("checkout");
+        let mut odd = report(&source);
+        odd.timestamp_ms = -5;
+        odd.severity = Severity::Fatal;
+        odd.cold_start = Some(false);
+        odd.request_id = Some(Arc::from(""));
+        if let Some(details) = odd.details.as_mut() {
+            details.metrics.memory_size_mb = Some(u64::MAX);
+            details.metrics.max_memory_used_mb = Some(0);
+            details.metrics.billed_duration_ms = Some(f64::NAN);
+            details.metrics.init_duration_ms = Some(-0.0);
+            details.error_type = Some("ß".repeat(OTLP_LIMITS.max_body_bytes / 16));
+        }
+        let mut no_trace = line(&source, "");
+        no_trace.trace_id = None;
+        no_trace.timestamp_ms = 0;
+        no_trace.request_id = None;
+        no_trace.join = None;
+        no_trace.cold_start = None;
+        let records = [
+            line(&source, "paid"),
+            report(&source),
+            odd,
+            no_trace,
+            line(&source, &"é\n\"\u{1}".repeat(1000)),
+            line(&source, &"ß".repeat(OTLP_LIMITS.max_body_bytes)),
+        ];
+        let encoder = OtlpEncoder::new(OtlpSettings::default(), OTLP_LIMITS);
+        for record in &records {
+            for observed in [0, 1_700_000_000_999_000_001] {
+                let mut ours = vec![7];
+                let encoded = encoder.encode_at(record, observed, &mut ours);
+                assert_eq!(ours.remove(0), 7);
+                assert_eq!(encoded.bytes, ours.len());
+                let theirs = encoded_by_prost(&encoder, record, observed);
+                assert!(ours == theirs, "{:?}", record.message.get(..20));
+                // And it reads back as the generated type.
+                let decoded = OtlpRecord::decode(ours.as_slice()).unwrap();
+                assert_eq!(decoded.observed_time_unix_nano, observed);
+            }
+        }
+        let mut cut = Vec::new();
+        assert!(encoder.encode_at(&records[5], 0, &mut cut).truncated);
+        assert!(encoder.encode_at(&records[2], 0, &mut cut).truncated);
+        assert!(!encoder.encode_at(&records[4], 0, &mut cut).truncated);
     }
 
     #[test]
