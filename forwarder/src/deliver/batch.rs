@@ -71,6 +71,27 @@ impl Batcher<dyn InvocationEncoder> {
         })
     }
 
+    /// [`add_invocation`](Self::add_invocation), with the entry shared by the lanes whose encoders write the
+    /// same bytes ([`InvocationEncoder::entry_key`]): the first such lane encodes it into `shared`, the others
+    /// copy it from there.
+    pub fn add_shared_invocation(
+        &mut self,
+        invocation: &Invocation,
+        number: u64,
+        shared: &mut Option<(Vec<u8>, Encoded)>,
+    ) -> Added {
+        self.push(&invocation.source, number, |encoder, out| {
+            if let Some((entry, encoded)) = shared.as_ref() {
+                out.extend_from_slice(entry);
+                return *encoded;
+            }
+            let start = out.len();
+            let encoded = encoder.encode(invocation, out);
+            *shared = Some((out[start..].to_vec(), encoded));
+            encoded
+        })
+    }
+
     pub fn encoder(&self) -> &dyn InvocationEncoder {
         &*self.encoder
     }

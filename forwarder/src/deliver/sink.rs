@@ -14,7 +14,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use super::batch::{Batcher, Sealed};
-use super::encode::InvocationEncoder;
+use super::encode::{Encoded, InvocationEncoder};
 use super::filter::Filter;
 use super::ledger::{DestinationLedger, LineSet};
 use crate::output::json_message::JsonMessage;
@@ -259,6 +259,8 @@ impl Sink for DeliverySink {
     /// Each telemetry lane that takes the invocation (a span lane takes only those with span ids) numbers it
     /// and batches it; a lane's row counts it, and whatever becomes of it stays out of the lines' counts.
     fn invocation(&mut self, invocation: &Invocation) -> Result<(), DeliveryError> {
+        // Entries several lanes share (the same OTLP metrics for OTLP and Dynatrace), by encoder key.
+        let mut shared: Vec<(u64, Option<(Vec<u8>, Encoded)>)> = Vec::new();
         for i in 0..self.telemetry.len() {
             let batcher = &mut self.telemetry[i];
             if !batcher.encoder().accepts(invocation) {
@@ -267,7 +269,19 @@ impl Sink for DeliverySink {
             let lane = batcher.lane();
             let number = self.report.offered[lane];
             self.report.offered[lane] += 1;
-            let added = batcher.add_invocation(invocation, number);
+            let added = match batcher.encoder().entry_key() {
+                Some(key) => {
+                    let slot = match shared.iter().position(|(k, _)| *k == key) {
+                        Some(slot) => slot,
+                        None => {
+                            shared.push((key, None));
+                            shared.len() - 1
+                        }
+                    };
+                    batcher.add_shared_invocation(invocation, number, &mut shared[slot].1)
+                }
+                None => batcher.add_invocation(invocation, number),
+            };
             if added.too_large {
                 self.report.too_large[lane].insert(number..number + 1);
             }

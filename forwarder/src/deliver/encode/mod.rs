@@ -256,6 +256,12 @@ pub trait InvocationEncoder: Wire {
 
     /// Appends one invocation's entry to `out`, cut to the destination's per-entry limits.
     fn encode(&self, invocation: &Invocation, out: &mut Vec<u8>) -> Encoded;
+
+    /// Encoders with the same key write the same entry for an invocation (OTLP and Dynatrace take the same
+    /// OTLP metrics), so the sink encodes it once for all of them. `None`: this encoder's entries are its own.
+    fn entry_key(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Records and batches as the pipeline and the batching core make them, for the encoders' tests.

@@ -37,7 +37,7 @@ const SCOPE_NAME: &str = "tracehose";
 
 /// The OpenTelemetry SDK variables: `OTEL_SERVICE_NAME`, and `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`, values
 /// percent-encoded).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct OtlpSettings {
     pub service_name: Option<String>,
     /// In the order given; `service.name` among them yields to `OTEL_SERVICE_NAME`.

@@ -7,6 +7,7 @@
 //! The repetition costs nothing on the wire once gzip has seen it.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
@@ -17,6 +18,7 @@ use prost::Message;
 use super::figures::{cut_text, mib_to_bytes};
 use super::otlp::{OtlpSettings, OTLP_LIMITS};
 use super::{Entries, RequestLimits};
+use crate::record::Source;
 use crate::telemetry::Invocation;
 
 /// The scope every invocation's metrics and spans are sent under, as the logs are.
@@ -130,9 +132,86 @@ pub(super) fn resource(settings: &OtlpSettings, invocation: &Invocation, truncat
     }
 }
 
-/// Appends `message` as field 1 of an export request (`resource_metrics`, `resource_spans`).
-pub(super) fn push_entry(message: &impl Message, out: &mut Vec<u8>) {
-    prost::encoding::message::encode(1, message, out);
+/// The [`InvocationEncoder::entry_key`](super::InvocationEncoder::entry_key) of an OTLP encoder of `signal`:
+/// its entries depend on nothing but the settings (never on a destination's limits).
+pub(super) fn entry_key(signal: &str, settings: &OtlpSettings) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (signal, settings).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The last invocation's resource, encoded, kept for the next. Invocations come in runs of one log stream
+/// whose version and memory rarely change, and building and encoding the resource's attributes was most of
+/// an entry's cost: one slot keyed by the source (the same allocation), the version and the memory size.
+#[derive(Debug, Default)]
+pub(super) struct ResourceCache {
+    last: Mutex<Option<CachedResource>>,
+}
+
+#[derive(Debug)]
+struct CachedResource {
+    source: Arc<Source>,
+    version: Option<String>,
+    memory_size_mb: Option<u64>,
+    encoded: Arc<[u8]>,
+    truncated: bool,
+}
+
+impl ResourceCache {
+    /// The encoded [`resource`] of `invocation`; sets `truncated` when an attribute was cut.
+    pub(super) fn encoded(
+        &self,
+        settings: &OtlpSettings,
+        invocation: &Invocation,
+        truncated: &mut bool,
+    ) -> Arc<[u8]> {
+        let make = || {
+            let mut cut = false;
+            let encoded: Arc<[u8]> = resource(settings, invocation, &mut cut).encode_to_vec().into();
+            (encoded, cut)
+        };
+        // Never waits: another thread holding the slot, or a poisoned one, costs only a re-encoding.
+        let Ok(mut last) = self.last.try_lock() else {
+            let (encoded, cut) = make();
+            *truncated |= cut;
+            return encoded;
+        };
+        if let Some(cached) = last.as_ref().filter(|c| {
+            Arc::ptr_eq(&c.source, &invocation.source)
+                && c.version == invocation.version
+                && c.memory_size_mb == invocation.memory_size_mb
+        }) {
+            *truncated |= cached.truncated;
+            return Arc::clone(&cached.encoded);
+        }
+        let (encoded, cut) = make();
+        *truncated |= cut;
+        *last = Some(CachedResource {
+            source: Arc::clone(&invocation.source),
+            version: invocation.version.clone(),
+            memory_size_mb: invocation.memory_size_mb,
+            encoded: Arc::clone(&encoded),
+            truncated: cut,
+        });
+        encoded
+    }
+}
+
+/// Appends one entry, field 1 of an export request (`resource_metrics`, `resource_spans`): a message whose
+/// field 1 is the encoded `resource` and field 2 the `scope` message (`scope_metrics`, `scope_spans`), the
+/// bytes prost writes for the whole message.
+pub(super) fn push_entry(resource: &[u8], scope: &impl Message, out: &mut Vec<u8>) {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+    let scope_len = scope.encoded_len();
+    let resource_field = key_len(1) + encoded_len_varint(resource.len() as u64) + resource.len();
+    let scope_field = key_len(2) + encoded_len_varint(scope_len as u64) + scope_len;
+    encode_key(1, WireType::LengthDelimited, out);
+    encode_varint((resource_field + scope_field) as u64, out);
+    encode_key(1, WireType::LengthDelimited, out);
+    encode_varint(resource.len() as u64, out);
+    out.extend_from_slice(resource);
+    prost::encoding::message::encode(2, scope, out);
 }
 
 /// The body of entries `range`: already framed, they go back to back.

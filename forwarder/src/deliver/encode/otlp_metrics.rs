@@ -10,12 +10,12 @@
 
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
-    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    NumberDataPoint, ScopeMetrics, Sum,
 };
 
 use super::figures::{estimated_cost_usd, mib_to_bytes, nanos_of_ms, sane, seconds};
 use super::otlp::OtlpSettings;
-use super::otlp_invocation::{body, limits, push_entry, resource, scope};
+use super::otlp_invocation::{body, entry_key, limits, push_entry, scope, ResourceCache};
 use super::{Encoded, Entries, InvocationEncoder, Refused, RequestLimits, Wire};
 use crate::telemetry::{Invocation, Outcome};
 
@@ -42,6 +42,7 @@ pub struct OtlpMetricsEncoder {
     name: &'static str,
     settings: OtlpSettings,
     limits: RequestLimits,
+    resources: ResourceCache,
 }
 
 impl OtlpMetricsEncoder {
@@ -51,6 +52,7 @@ impl OtlpMetricsEncoder {
             name,
             settings,
             limits: limits(max_body_bytes),
+            resources: ResourceCache::default(),
         }
     }
 }
@@ -201,19 +203,20 @@ impl Wire for OtlpMetricsEncoder {
 }
 
 impl InvocationEncoder for OtlpMetricsEncoder {
+    fn entry_key(&self) -> Option<u64> {
+        Some(entry_key("metrics", &self.settings))
+    }
+
     fn encode(&self, invocation: &Invocation, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
         let mut truncated = false;
-        let resource_metrics = ResourceMetrics {
-            resource: Some(resource(&self.settings, invocation, &mut truncated)),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(scope()),
-                metrics: metrics(invocation),
-                ..Default::default()
-            }],
+        let resource = self.resources.encoded(&self.settings, invocation, &mut truncated);
+        let scope_metrics = ScopeMetrics {
+            scope: Some(scope()),
+            metrics: metrics(invocation),
             ..Default::default()
         };
-        push_entry(&resource_metrics, out);
+        push_entry(&resource, &scope_metrics, out);
         Encoded {
             bytes: out.len() - start,
             truncated,
@@ -452,5 +455,71 @@ mod tests {
         assert_eq!(version(1), Any::StringValue("43".into()));
         assert_eq!(encoder().name(), "otlp-metrics");
         assert_eq!(encoder().content_type(), "application/x-protobuf");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod framing {
+    use std::sync::Arc;
+
+    use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+
+    use super::*;
+    use crate::deliver::encode::figures::testing::{cold_timeout, invocation};
+    use crate::deliver::encode::otlp_invocation::resource;
+    use crate::record::Source;
+
+    /// What prost writes for the whole entry, built as the generated types: the old path, kept to check the new.
+    fn as_prost(settings: &OtlpSettings, invocation: &Invocation) -> Vec<u8> {
+        let mut truncated = false;
+        let whole = ResourceMetrics {
+            resource: Some(resource(settings, invocation, &mut truncated)),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics: metrics(invocation),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        prost::encoding::message::encode(1, &whole, &mut out);
+        out
+    }
+
+    /// The kept resource is reused only for the same source, version and memory: every entry is the bytes the
+    /// generated types give, whichever of them changes from one invocation to the next.
+    #[test]
+    fn entries_with_a_kept_resource_are_the_bytes_prost_writes() {
+        let settings = OtlpSettings::default();
+        let encoder = OtlpMetricsEncoder::new("otlp-metrics", settings.clone(), 1 << 20);
+        let first = invocation();
+        let other_source = Invocation {
+            source: Arc::new(Source {
+                function_name: Some("other".to_owned()),
+                ..(*first.source).clone()
+            }),
+            ..invocation()
+        };
+        let sequence = [
+            first.clone(),
+            first.clone(),
+            Invocation {
+                version: Some("43".to_owned()),
+                ..first.clone()
+            },
+            Invocation {
+                memory_size_mb: Some(2048),
+                ..first.clone()
+            },
+            other_source,
+            cold_timeout(),
+            first,
+        ];
+        for (i, invocation) in sequence.iter().enumerate() {
+            let mut out = Vec::new();
+            encoder.encode(invocation, &mut out);
+            assert_eq!(out, as_prost(&settings, invocation), "entry {i}");
+        }
     }
 }

@@ -13,13 +13,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span, Status};
 use tracehose_tracecontext::SpanId;
 
 use super::figures::{cut_text, nanos_of_ms, sane};
 use super::otlp::OtlpSettings;
 use super::otlp_invocation::{
-    body, key_value, limits, push_entry, resource, scope, text, MAX_ATTRIBUTE_BYTES,
+    body, entry_key, key_value, limits, push_entry, scope, text, ResourceCache, MAX_ATTRIBUTE_BYTES,
 };
 use super::{Encoded, Entries, InvocationEncoder, Refused, RequestLimits, Wire};
 use crate::telemetry::{Invocation, Outcome, SpanIds};
@@ -32,6 +32,7 @@ pub struct OtlpSpansEncoder {
     name: &'static str,
     settings: OtlpSettings,
     limits: RequestLimits,
+    resources: ResourceCache,
 }
 
 impl OtlpSpansEncoder {
@@ -41,6 +42,7 @@ impl OtlpSpansEncoder {
             name,
             settings,
             limits: limits(max_body_bytes),
+            resources: ResourceCache::default(),
         }
     }
 }
@@ -227,6 +229,10 @@ impl Wire for OtlpSpansEncoder {
 }
 
 impl InvocationEncoder for OtlpSpansEncoder {
+    fn entry_key(&self) -> Option<u64> {
+        Some(entry_key("traces", &self.settings))
+    }
+
     /// Only invocations with span ids have a span.
     fn accepts(&self, invocation: &Invocation) -> bool {
         invocation.span.is_some()
@@ -237,16 +243,13 @@ impl InvocationEncoder for OtlpSpansEncoder {
         let start = out.len();
         let mut truncated = false;
         if let Some(ids) = &invocation.span {
-            let resource_spans = ResourceSpans {
-                resource: Some(resource(&self.settings, invocation, &mut truncated)),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(scope()),
-                    spans: self.spans(invocation, ids, &mut truncated),
-                    ..Default::default()
-                }],
+            let resource = self.resources.encoded(&self.settings, invocation, &mut truncated);
+            let scope_spans = ScopeSpans {
+                scope: Some(scope()),
+                spans: self.spans(invocation, ids, &mut truncated),
                 ..Default::default()
             };
-            push_entry(&resource_spans, out);
+            push_entry(&resource, &scope_spans, out);
         }
         Encoded {
             bytes: out.len() - start,
