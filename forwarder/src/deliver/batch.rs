@@ -13,6 +13,9 @@ use super::encode::{Encoded, Encoder, Entries, InvocationEncoder, JsonMessage, W
 use crate::record::{LogRecord, Source};
 use crate::telemetry::Invocation;
 
+/// An invocation's entry as the first of the lanes sharing it encoded it, with what encoding it did.
+pub type SharedEntry = Option<(Vec<u8>, Encoded)>;
+
 /// A batch's buffer is allocated at most this large up front; a larger one grows as it fills.
 const MAX_PREALLOCATED: usize = 4 << 20;
 
@@ -78,7 +81,7 @@ impl Batcher<dyn InvocationEncoder> {
         &mut self,
         invocation: &Invocation,
         number: u64,
-        shared: &mut Option<(Vec<u8>, Encoded)>,
+        shared: &mut SharedEntry,
     ) -> Added {
         self.push(&invocation.source, number, |encoder, out| {
             if let Some((entry, encoded)) = shared.as_ref() {

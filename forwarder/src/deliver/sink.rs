@@ -13,8 +13,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use super::batch::{Batcher, Sealed};
-use super::encode::{Encoded, InvocationEncoder};
+use super::batch::{Batcher, Sealed, SharedEntry};
+use super::encode::InvocationEncoder;
 use super::filter::Filter;
 use super::ledger::{DestinationLedger, LineSet};
 use crate::output::json_message::JsonMessage;
@@ -260,7 +260,7 @@ impl Sink for DeliverySink {
     /// and batches it; a lane's row counts it, and whatever becomes of it stays out of the lines' counts.
     fn invocation(&mut self, invocation: &Invocation) -> Result<(), DeliveryError> {
         // Entries several lanes share (the same OTLP metrics for OTLP and Dynatrace), by encoder key.
-        let mut shared: Vec<(u64, Option<(Vec<u8>, Encoded)>)> = Vec::new();
+        let mut shared: Vec<(u64, SharedEntry)> = Vec::new();
         for i in 0..self.telemetry.len() {
             let batcher = &mut self.telemetry[i];
             if !batcher.encoder().accepts(invocation) {
