@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
+use super::cut_text;
 use super::datadog::DatadogSettings;
-use super::figures::cut_text;
 use super::{Encoded, Entries, InvocationEncoder, RequestLimits, Wire};
 #[cfg(test)]
 use crate::telemetry::figures::DATADOG_PREFIX;

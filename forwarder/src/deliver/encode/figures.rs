@@ -2,11 +2,7 @@
 //! milliseconds, the estimated cost, and the guard that keeps a figure no backend can read (NaN, infinite,
 //! negative) out of every request (docs/formats.md, section 9).
 
-use std::borrow::Cow;
-
 use crate::telemetry::Invocation;
-
-use super::TRUNCATED;
 
 pub(super) use crate::telemetry::figures::sane;
 
@@ -23,19 +19,6 @@ pub(super) fn estimated_cost_usd(invocation: &Invocation) -> Option<f64> {
 /// Bytes in `mb` MiB (Lambda's "MB" are binary), when they fit an `i64` (OTLP's integers).
 pub(super) fn mib_to_bytes(mb: u64) -> Option<i64> {
     mb.checked_mul(1 << 20).and_then(|b| i64::try_from(b).ok())
-}
-
-/// `text` within `max` bytes: cut on a character boundary and ended with the marker when longer.
-pub(super) fn cut_text(text: &str, max: usize) -> (Cow<'_, str>, bool) {
-    if text.len() <= max {
-        return (Cow::Borrowed(text), false);
-    }
-    let mut end = max.saturating_sub(TRUNCATED.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let marker = &TRUNCATED[..TRUNCATED.len().min(max - end)];
-    (Cow::Owned([&text[..end], marker].concat()), true)
 }
 
 /// Epoch (or elapsed) milliseconds as OTLP nanoseconds; zero (OTLP's "unknown") before 1970 or past 2554.
@@ -112,8 +95,11 @@ pub(crate) mod testing {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::testing::invocation;
     use super::*;
+    use crate::deliver::encode::{cut_text, TRUNCATED};
 
     #[test]
     fn figures_no_backend_can_read_are_left_out() {

@@ -30,6 +30,20 @@ use crate::telemetry::Invocation;
 /// Ends a field cut to a destination's limit, so that a reader sees it was cut.
 pub const TRUNCATED: &str = " [tracehose: truncated]";
 
+/// `text` within `max` bytes: cut on a character boundary and ended with [`TRUNCATED`] (as much of it as fits)
+/// when longer. Shared by every encoder that cuts a string without escaping it.
+fn cut_text(text: &str, max: usize) -> (std::borrow::Cow<'_, str>, bool) {
+    if text.len() <= max {
+        return (std::borrow::Cow::Borrowed(text), false);
+    }
+    let mut end = max.saturating_sub(TRUNCATED.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let marker = &TRUNCATED[..TRUNCATED.len().min(max - end)];
+    (std::borrow::Cow::Owned([&text[..end], marker].concat()), true)
+}
+
 /// A destination setting read from the environment is invalid. Names the variable, never repeats its value.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {

@@ -13,7 +13,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 use prost::Message;
 
-use super::proto::{attribute, bytes_field, cut_text, fixed64, frame, framed, string_field, Scalar};
+use super::cut_text;
+use super::proto::{attribute, bytes_field, fixed64, frame, framed, string_field, Scalar};
 use super::{
     non_empty, Encoded, Encoder, Entries, JsonMessage, PerSource, Refused, RequestLimits, SettingsError, Wire,
 };

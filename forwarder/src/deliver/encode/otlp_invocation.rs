@@ -15,7 +15,8 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
-use super::figures::{cut_text, mib_to_bytes};
+use super::cut_text;
+use super::figures::mib_to_bytes;
 use super::otlp::{OtlpSettings, OTLP_LIMITS};
 use super::{Entries, RequestLimits};
 use crate::record::Source;

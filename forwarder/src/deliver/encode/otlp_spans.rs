@@ -16,7 +16,8 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span, Status};
 use tracehose_tracecontext::SpanId;
 
-use super::figures::{cut_text, nanos_of_ms, sane};
+use super::cut_text;
+use super::figures::{nanos_of_ms, sane};
 use super::otlp::OtlpSettings;
 use super::otlp_invocation::{
     body, entry_key, key_value, limits, push_entry, scope, text, ResourceCache, MAX_ATTRIBUTE_BYTES,

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-use super::TRUNCATED;
+use super::cut_text;
 use crate::record::AttrValue;
 
 /// Bytes of a length-delimited field of a one-byte tag around `len` bytes.
@@ -17,19 +17,6 @@ pub(super) fn framed(len: usize) -> usize {
 pub(super) fn frame(out: &mut Vec<u8>, tag: u32, len: usize) {
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(len as u64, out);
-}
-
-/// `text` within `max` bytes: cut on a char boundary and ended with the marker when longer.
-pub(super) fn cut_text(text: &str, max: usize) -> (Cow<'_, str>, bool) {
-    if text.len() <= max {
-        return (Cow::Borrowed(text), false);
-    }
-    let mut end = max.saturating_sub(TRUNCATED.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let marker = &TRUNCATED[..TRUNCATED.len().min(max - end)];
-    (Cow::Owned([&text[..end], marker].concat()), true)
 }
 
 /// An `AnyValue` of one scalar, a string already cut to its limit.
