@@ -87,6 +87,8 @@ pub(super) fn answer_forwarded(records: &[Forwarded], ledger: &Ledger) -> Kinesi
 struct WithTelemetry<'t, S> {
     records: S,
     telemetry: &'t mut DeliverySink,
+    /// The delivery stage stopped taking invocations.
+    telemetry_stopped: bool,
 }
 
 impl<S: Sink<Error = io::Error>> Sink for WithTelemetry<'_, S> {
@@ -100,8 +102,17 @@ impl<S: Sink<Error = io::Error>> Sink for WithTelemetry<'_, S> {
         self.records.write(record)
     }
 
+    /// A telemetry failure never fails the record: its lines go back to Firehose whatever becomes of the
+    /// metrics. The only failure here is a delivery stage whose sender is gone: the invocations from then on
+    /// are not sent, and that is reported once.
     fn invocation(&mut self, invocation: &Invocation) -> io::Result<()> {
-        self.telemetry.invocation(invocation).map_err(io::Error::other)
+        if !self.telemetry_stopped {
+            if let Err(err) = self.telemetry.invocation(invocation) {
+                eprintln!("tracehose: error: platform telemetry not sent: {err}");
+                self.telemetry_stopped = true;
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -185,6 +196,7 @@ fn transform_record(
             filter,
         ),
         telemetry,
+        telemetry_stopped: false,
     };
     let outcome = pipeline.process_unit(unit, &mut sink, summary, &mut report);
     let filtered = sink.records.filtered;
