@@ -12,6 +12,7 @@ use crate::aws::Aws;
 use crate::deliver::{DeliveryError, DeliverySetup};
 use crate::limits::Limits;
 use crate::process;
+use crate::telemetry::Origin;
 
 /// Forwards AWS Lambda and CloudWatch logs with every line joined to its trace.
 #[derive(Debug, Parser)]
@@ -86,7 +87,7 @@ fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
         limits.set_max_decompressed_bytes(cap, |name| std::env::var(name).ok());
     }
     block_on(async move {
-        let setup = match DeliverySetup::from_env(&Aws::default()).await {
+        let setup = match DeliverySetup::from_env(&Aws::default(), Origin::Reprocessed).await {
             Ok(setup) => setup,
             Err(err) => {
                 eprintln!("tracehose: configuration error: {err}");

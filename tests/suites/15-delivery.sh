@@ -57,9 +57,16 @@ destinations() { # the environment that points every destination at intake $1's 
 start_intake good
 
 cli_ships_everywhere() {
+  # Files read again make no platform telemetry by default (their metrics were sent when the logs first went
+  # by); asked for, it goes everywhere too.
   # shellcheck disable=SC2046
   env $(destinations "$good_url") "$bin" process samples/events/* >"$work/out.ndjson" 2>"$work/err.txt" || return 1
+  ! grep -q -- "-metrics: \|-traces: " "$work/err.txt" || { cat "$work/err.txt"; return 1; }
+  # shellcheck disable=SC2046
+  env $(destinations "$good_url") DT_CONNECTION_AUTH_TOKEN=dt-token TRACEHOSE_LAMBDA_METRICS=on TRACEHOSE_INVOCATION_SPANS=xray \
+    "$bin" process samples/events/* >"$work/out.ndjson" 2>"$work/err.txt" || return 1
   [ ! -s "$work/out.ndjson" ] || return 1 # destinations configured: nothing on stdout
+  grep -q "datadog-metrics: received=[1-9]" "$work/err.txt" && grep -q "otlp-traces: received=[1-9]" "$work/err.txt" || { cat "$work/err.txt"; return 1; }
   grep -q "tracehose: delivery lines=" "$work/err.txt" && grep -q "failed_events=0" "$work/err.txt" || return 1
   python3 - "$work/err.txt" <<'PY'
 import re, sys

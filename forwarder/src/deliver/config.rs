@@ -27,6 +27,7 @@ use super::filter::{Filter, FilterError};
 use super::secrets::Settings;
 use super::sender::{HttpDestination, LaneEncoder};
 use crate::aws::Aws;
+use crate::telemetry::Origin;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -72,7 +73,12 @@ pub struct Destinations {
 }
 
 impl Destinations {
+    /// The destinations of a face that reads live logs.
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        Self::from_settings_for(settings, Origin::Live)
+    }
+
+    pub fn from_settings_for(settings: &Settings, origin: Origin) -> Result<Self, ConfigError> {
         let lookup = |name: &str| settings.get(name).filter(|v| !v.trim().is_empty());
         let mut http = Vec::new();
         if let Some(d) = dynatrace(&lookup)? {
@@ -84,7 +90,7 @@ impl Destinations {
         if let Some(d) = datadog(&lookup)? {
             http.push(d);
         }
-        let telemetry = crate::telemetry::Settings::from_lookup(&lookup, !http.is_empty())?;
+        let telemetry = crate::telemetry::Settings::from_lookup(&lookup, !http.is_empty(), origin)?;
         let stdout_default = http.is_empty();
         http.extend(super::lanes::telemetry_lanes(&lookup, &telemetry)?);
         let file = lookup("TRACEHOSE_FILE").map(std::path::PathBuf::from);
@@ -277,12 +283,17 @@ pub struct DeliverySetup {
 
 impl DeliverySetup {
     /// Reads the secrets the environment names, then every setting; at start, once.
-    pub async fn from_env(aws: &Aws) -> Result<Self, SetupError> {
+    pub async fn from_env(aws: &Aws, origin: Origin) -> Result<Self, SetupError> {
         let settings = Settings::from_env().resolve_secrets(aws).await?;
-        Self::from_settings(&settings)
+        Self::from_settings_for(&settings, origin)
     }
 
+    /// The setup of a face that reads live logs.
     pub fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
+        Self::from_settings_for(settings, Origin::Live)
+    }
+
+    pub fn from_settings_for(settings: &Settings, origin: Origin) -> Result<Self, SetupError> {
         let lookup = |name: &str| settings.get(name).filter(|v| !v.trim().is_empty());
         let timeout_ms = number(&lookup, "TRACEHOSE_DELIVERY_TIMEOUT_MS", 300_000, 1..=86_400_000)?;
         let emf = match lookup("TRACEHOSE_EMF") {
@@ -290,7 +301,7 @@ impl DeliverySetup {
             None => true,
         };
         Ok(Self {
-            destinations: Destinations::from_settings(settings)?,
+            destinations: Destinations::from_settings_for(settings, origin)?,
             client: tracehose_export::http_client()?,
             timeout: Duration::from_millis(timeout_ms as u64),
             emf,

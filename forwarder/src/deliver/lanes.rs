@@ -121,6 +121,7 @@ fn datadog_metrics(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Htt
 mod tests {
     use crate::deliver::config::{ConfigError, Destinations};
     use crate::deliver::secrets::Settings;
+    use crate::telemetry::{Origin, SpanMode};
 
     fn destinations(pairs: &[(&str, &str)]) -> Result<Destinations, ConfigError> {
         Destinations::from_settings(&Settings::from_pairs(pairs.iter().copied()))
@@ -239,5 +240,35 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(only_metrics.names(), ["otlp-metrics", "stdout"]);
+    }
+
+    /// Logs read again (`process`, `replay`) make no telemetry unless a setting asks: their metrics were
+    /// likely sent when the logs first went by.
+    #[test]
+    fn logs_read_again_make_telemetry_only_when_asked() {
+        let reprocessed = |pairs: &[(&str, &str)]| {
+            let settings = Settings::from_pairs(pairs.iter().copied());
+            Destinations::from_settings_for(&settings, Origin::Reprocessed).unwrap()
+        };
+        let all = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("DD_API_KEY", "dd-key"),
+            ("DT_CONNECTION_BASE_URL", "https://abc.live.dynatrace.com"),
+            ("DT_CONNECTION_AUTH_TOKEN", "dt0c01.CONN"),
+        ];
+        let quiet = reprocessed(&all);
+        assert_eq!(quiet.names(), ["dynatrace", "otlp", "datadog"]);
+        assert!(!quiet.telemetry.metrics);
+        assert_eq!(quiet.telemetry.spans, SpanMode::Off);
+        assert_eq!(lanes(&all).len(), 5, "live logs make all five by default");
+
+        let asked = reprocessed(&[
+            all[0],
+            ("TRACEHOSE_LAMBDA_METRICS", "on"),
+            ("TRACEHOSE_INVOCATION_SPANS", "xray"),
+        ]);
+        assert_eq!(asked.names(), ["otlp", "otlp-metrics", "otlp-traces"]);
+        assert!(asked.telemetry.metrics);
+        assert_eq!(asked.telemetry.spans, SpanMode::Xray);
     }
 }

@@ -40,6 +40,8 @@ pub enum LambdaError {
     },
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::SettingsError),
     #[error("s3://{bucket}/{key}: the replay-attempt tag cannot be read or written: {detail}")]
     Tagging {
         bucket: String,
@@ -220,6 +222,13 @@ async fn replay_objects(
     total_summary: &mut Summary,
     total_ledger: &mut Ledger,
 ) -> Result<Value, LambdaError> {
+    // The function's own setup makes telemetry for live logs; a backup read again makes it only when asked.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let telemetry = crate::telemetry::Settings::from_lookup(
+        &env,
+        !delivery.destinations.http.is_empty(),
+        crate::telemetry::Origin::Reprocessed,
+    )?;
     let mut answers = Vec::new();
     for (bucket, key) in objects {
         let ctx = Arc::new(Ctx {
@@ -233,7 +242,7 @@ async fn replay_objects(
             pipeline: Mutex::new(
                 Pipeline::new(limits)
                     .with_default_region(std::env::var("AWS_REGION").ok())
-                    .with_telemetry(delivery.destinations.telemetry),
+                    .with_telemetry(telemetry),
             ),
             delete_after: settings.delete_after,
             segment_records: destinations::SEGMENT_RECORDS,

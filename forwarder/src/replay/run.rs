@@ -13,6 +13,7 @@ use crate::deliver::{DeliverySetup, Ledger};
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
 use crate::summary::Summary;
+use crate::telemetry::Origin;
 
 use super::args::{parse_source, parse_target, parse_window, ReplayArgs, Target};
 use super::checkpoint::Checkpoint;
@@ -118,7 +119,7 @@ pub async fn run(
     } else {
         let target = match target {
             Target::Destinations => {
-                let setup = DeliverySetup::from_env(&aws)
+                let setup = DeliverySetup::from_env(&aws, Origin::Reprocessed)
                     .await
                     .map_err(|err| ReplayError::Config(err.to_string()))?;
                 outcome.http = !setup.destinations.http.is_empty();

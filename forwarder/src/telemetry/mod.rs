@@ -95,10 +95,22 @@ pub enum SpanMode {
     All,
 }
 
+/// Where the logs a face reads come from, which decides what telemetry it makes when no setting says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Delivered now, once: the Lambda face (subscriptions, Firehose) and `serve`.
+    Live,
+    /// Read again from a file or an S3 backup (`process`, `replay`). Its invocations' metrics may well have
+    /// been sent when the logs first went by, and a counter sent twice is silently wrong, so telemetry is
+    /// made only when a setting asks for it.
+    Reprocessed,
+}
+
 /// What platform telemetry to make, read once at start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settings {
-    /// `TRACEHOSE_LAMBDA_METRICS`: on by default when a destination that takes metrics is configured.
+    /// `TRACEHOSE_LAMBDA_METRICS`: on by default for live logs when a destination that takes metrics is
+    /// configured.
     pub metrics: bool,
     pub spans: SpanMode,
     /// `TRACEHOSE_LAMBDA_ARCHITECTURE`, for the estimated cost.
@@ -114,17 +126,20 @@ pub struct SettingsError {
 }
 
 impl Settings {
-    /// Reads the settings; `metrics_capable` says whether a configured destination takes metrics.
+    /// Reads the settings; `metrics_capable` says whether a configured destination takes metrics, `origin`
+    /// where the logs come from (for the defaults).
     pub fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
         metrics_capable: bool,
+        origin: Origin,
     ) -> Result<Self, SettingsError> {
+        let live = origin == Origin::Live;
         let read = |var: &'static str, expected: &'static str| {
             let value = lookup(var).map(|v| v.trim().to_ascii_lowercase());
             (value.filter(|v| !v.is_empty()), SettingsError { var, expected })
         };
         let metrics = match read("TRACEHOSE_LAMBDA_METRICS", "on or off") {
-            (None, _) => metrics_capable,
+            (None, _) => live && metrics_capable,
             (Some(v), err) => match v.as_str() {
                 "on" | "true" | "1" | "yes" => true,
                 "off" | "false" | "0" | "no" => false,
@@ -132,7 +147,8 @@ impl Settings {
             },
         };
         let spans = match read("TRACEHOSE_INVOCATION_SPANS", "off, xray or all") {
-            (None, _) => SpanMode::default(),
+            (None, _) if live => SpanMode::default(),
+            (None, _) => SpanMode::Off,
             (Some(v), err) => match v.as_str() {
                 "off" => SpanMode::Off,
                 "xray" => SpanMode::Xray,
