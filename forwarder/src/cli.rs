@@ -1,7 +1,7 @@
 //! The command line: `tracehose <command>`. Each command lives in its own module; this file only wires
 //! arguments to them.
 
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -114,7 +114,10 @@ fn run_process(args: ProcessArgs, mut limits: Limits) -> ExitCode {
         }
         // Nothing useful is left to do if stderr itself is gone.
         if !setup.destinations.http.is_empty() {
-            let _ = writeln!(io::stderr(), "tracehose: delivery {}", outcome.ledger);
+            let _ = process::write_line(
+                &mut io::stderr(),
+                format_args!("tracehose: delivery {}", outcome.ledger),
+            );
         }
         let _ = process::print_summary(&mut io::stderr(), &outcome.summary);
         if outcome.stopped.is_some() || outcome.summary.has_failures() {

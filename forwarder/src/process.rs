@@ -152,7 +152,15 @@ pub fn process_item<S: Sink>(
 
 /// Writes the summary line the way every face of tracehose reports it.
 pub fn print_summary(out: &mut impl Write, summary: &Summary) -> io::Result<()> {
-    writeln!(out, "tracehose: summary {summary}")
+    write_line(out, format_args!("tracehose: summary {summary}"))
+}
+
+/// Writes one line in one write: stderr is unbuffered, and a line written piece by piece costs a system call
+/// per piece and may be interleaved with another writer's.
+pub fn write_line(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> io::Result<()> {
+    let mut text = line.to_string();
+    text.push('\n');
+    out.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

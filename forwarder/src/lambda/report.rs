@@ -33,7 +33,7 @@ impl Tally {
         out: &mut impl Write,
     ) -> io::Result<()> {
         crate::process::print_summary(err, &self.summary)?;
-        writeln!(err, "tracehose: delivery {}", self.ledger)?;
+        crate::process::write_line(err, format_args!("tracehose: delivery {}", self.ledger))?;
         err.flush()?;
         if emf {
             writeln!(out, "{}", self.ledger.emf_line(now_ms))?;

@@ -68,7 +68,8 @@ pub fn main(args: ReplayArgs, limits: Limits) -> ExitCode {
             ctx.progress.elapsed().as_secs_f64()
         );
         if outcome.http {
-            let _ = writeln!(err, "tracehose: delivery {}", outcome.ledger);
+            let _ =
+                crate::process::write_line(&mut err, format_args!("tracehose: delivery {}", outcome.ledger));
         }
         let _ = crate::process::print_summary(&mut err, &outcome.summary);
         let failed = ctx.stats.failed_records.load(Ordering::Relaxed) > 0;
