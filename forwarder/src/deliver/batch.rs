@@ -44,6 +44,9 @@ pub struct Batcher<E: ?Sized = dyn Encoder> {
     body_bytes: usize,
     first_line: u64,
     truncated: u64,
+    /// The framing cost of a run of the last source seen: the same for all of a payload's records, and
+    /// dear to work out for OTLP (its resource, encoded).
+    last_run: Option<(Arc<Source>, usize)>,
 }
 
 /// What adding an item did.
@@ -56,7 +59,6 @@ pub struct Added {
 }
 
 impl Batcher<dyn Encoder> {
-    /// Adds `record`, which is line number `line`; line numbers only grow.
     /// Adds `record`, whose message `message` holds (escaped once for every JSON writer), which is line
     /// number `line`; line numbers only grow.
     pub fn add(&mut self, record: &LogRecord, message: &JsonMessage<'_>, line: u64) -> Added {
@@ -113,7 +115,19 @@ impl<E: Wire + ?Sized> Batcher<E> {
             entries: Entries::default(),
             first_line: 0,
             truncated: 0,
+            last_run: None,
         }
+    }
+
+    fn run_overhead(&mut self, source: &Arc<Source>) -> usize {
+        if let Some((last, cost)) = &self.last_run {
+            if Arc::ptr_eq(last, source) {
+                return *cost;
+            }
+        }
+        let cost = self.encoder.run_overhead(source);
+        self.last_run = Some((Arc::clone(source), cost));
+        cost
     }
 
     /// The lane (an index into the stage's destinations) this batcher fills.
@@ -138,7 +152,7 @@ impl<E: Wire + ?Sized> Batcher<E> {
         let start = self.entries.data.len();
         let encoded = encode(&self.encoder, &mut self.entries.data);
         let entry_len = self.entries.data.len() - start;
-        let run_cost = self.encoder.run_overhead(source);
+        let run_cost = self.run_overhead(source);
         let entry_cost = entry_len + self.encoder.entry_overhead(entry_len);
         if self.encoder.body_overhead() + run_cost + entry_cost > self.max_body_bytes {
             self.entries.data.truncate(start);
