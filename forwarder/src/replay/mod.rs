@@ -52,8 +52,9 @@ use self::progress::{Progress, Stats};
 pub(crate) use self::body::Body;
 
 /// Bytes of an object read ahead of the reading thread: enough for reading to overlap processing, and the
-/// same whatever the object's size, so that a few large objects in flight cost what as many small ones do.
-const BODY_AHEAD_BYTES: u32 = 1 << 20;
+/// same whatever the object's size, so that a few large objects in flight cost what as many small ones do
+/// (at 1 MiB, four 30 MB objects in flight peaked 10-13% above four 0.6 MB ones; at 512 KiB, within 3%).
+const BODY_AHEAD_BYTES: u32 = 512 << 10;
 
 #[derive(Debug, Error)]
 pub enum ReplayError {
