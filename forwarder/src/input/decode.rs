@@ -98,7 +98,7 @@ pub fn gunzip_partial_within(
 /// The thread's gzip decoder, reset for every member rather than made anew: zlib-rs allocates a new one's
 /// state as one 47 KB block aligned to 64 bytes, and glibc cannot reuse the hole an aligned block leaves for
 /// the next one, so one per record left freed memory stranded in every thread's arena until replay's peak
-/// RSS grew with the records it parsed on a thread in one go (docs/architecture.md, Replay). The members are
+/// RSS grew with the records it parsed on a thread in one go, to 1.9x for large objects. The members are
 /// read from a copy of the input, in a buffer the thread keeps while it is small.
 struct Inflater {
     decoder: GzDecoder<Cursor<Vec<u8>>>,
@@ -396,5 +396,72 @@ mod tests {
             maybe_gunzip(b"plain".to_vec(), 3),
             Err(DecodeError::TooLarge { .. })
         ));
+    }
+
+    /// What the thread's decoder holds between calls: its input buffer, if it kept one.
+    fn kept_input() -> Option<usize> {
+        let decoder = INFLATER.with(Cell::take)?;
+        let kept = decoder.get_ref().get_ref().capacity();
+        INFLATER.with(|slot| slot.set(Some(decoder)));
+        Some(kept)
+    }
+
+    #[test]
+    fn the_thread_s_decoder_is_reused_after_every_kind_of_failure() {
+        let good = gzip(b"after the failures");
+        let mut corrupt = gzip(b"hello world, hello world");
+        let n = corrupt.len();
+        corrupt.truncate(n - 6);
+        let mut trailing = gzip(b"ok");
+        trailing.extend_from_slice(b"junk");
+        let bomb = gzip(&[0u8; 1 << 16]);
+        let mut spent = Budget::new(10, Clock::default());
+        let failures: [&dyn Fn() -> bool; 4] = [
+            &|| matches!(gunzip_capped(&corrupt, 1024), Err(DecodeError::Gzip { .. })),
+            &|| {
+                matches!(
+                    gunzip_capped(&trailing, 1024),
+                    Err(DecodeError::TrailingBytes { .. })
+                )
+            },
+            &|| {
+                matches!(
+                    gunzip_capped(&bomb, 100),
+                    Err(DecodeError::TooLarge { limit: 100 })
+                )
+            },
+            &|| matches!(gunzip_capped(b"\x1f\x8b", 100), Err(DecodeError::Gzip { .. })),
+        ];
+        for failed in failures {
+            assert!(failed());
+            assert_eq!(gunzip_capped(&good, 1024).unwrap(), b"after the failures");
+        }
+        assert!(gunzip_within(&bomb, 1 << 20, &mut spent).is_err());
+        let two = [good.clone(), good].concat();
+        assert_eq!(
+            gunzip_capped(&two, 1024).unwrap(),
+            b"after the failuresafter the failures"
+        );
+    }
+
+    #[test]
+    fn the_thread_keeps_a_small_input_buffer_and_frees_a_large_one() {
+        let small = gzip(b"small");
+        gunzip_capped(&small, 1024).unwrap();
+        let kept = kept_input().unwrap();
+        assert!((small.len()..=KEEP_INPUT).contains(&kept), "{kept}");
+        // Incompressible, so that the compressed input itself is larger than what the thread keeps.
+        let mut noise = Vec::with_capacity(KEEP_INPUT * 2);
+        let mut x = 0x9e37_79b9_u32;
+        while noise.len() < KEEP_INPUT * 2 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            noise.extend_from_slice(&x.to_le_bytes());
+        }
+        let large = gzip(&noise);
+        assert!(large.len() > KEEP_INPUT);
+        assert_eq!(gunzip_capped(&large, noise.len()).unwrap(), noise);
+        assert_eq!(kept_input(), Some(0));
     }
 }
