@@ -41,7 +41,7 @@ pub const SEGMENT_LINES: u64 = 1 << 20;
 /// What the pipeline's thread keeps from one segment to the next.
 struct Reading {
     body: Option<Body>,
-    reader: Option<ObjectReader<std::io::BufReader<super::read::ChannelReader>>>,
+    reader: Option<ObjectReader<std::io::BufReader<Body>>>,
     chunk: Vec<u8>,
     /// The reader reached the object's end, or stopped.
     ended: bool,

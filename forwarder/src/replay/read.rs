@@ -1,5 +1,5 @@
-//! Reading one object as a stream of chunks, never whole: the S3 body arrives in pieces over a bounded
-//! channel, is inflated gzip member by member when it is gzip, and is cut into chunks, each one record:
+//! Reading one object as a stream of chunks, never whole: the S3 body arrives in pieces, read ahead by a
+//! bounded number of bytes ([`super::body`]), is inflated gzip member by member when it is gzip, and is cut into chunks, each one record:
 //! a line (a backup line `{"rawData",...}`) or, when a member holds no newline, the member itself (a
 //! CloudWatch-to-S3 object: one subscription payload per member, maybe several `}{`). Each chunk is capped,
 //! so memory is bounded by the largest record, whatever the object's size.
@@ -11,10 +11,10 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
-use bytes::Bytes;
 use flate2::bufread::GzDecoder;
 use thiserror::Error;
-use tokio::sync::mpsc;
+
+use super::body::Body;
 
 use crate::input::{Budget, Clock, Stop};
 
@@ -97,38 +97,6 @@ fn halted(err: &io::Error) -> bool {
     err.get_ref().is_some_and(|inner| inner.is::<Halted>())
 }
 
-/// A blocking `Read` over the pieces an async task receives from S3.
-#[derive(Debug)]
-pub struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    pub fn new(rx: mpsc::Receiver<io::Result<Bytes>>) -> Self {
-        Self {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(piece)) => self.current = piece,
-                Some(Err(err)) => return Err(err),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        Ok(n)
-    }
-}
-
 enum Source<R: BufRead> {
     Plain(R),
     /// Inside a gzip member; the buffer reads the member's inflated bytes.
@@ -169,17 +137,9 @@ impl<R: BufRead> std::fmt::Debug for ObjectReader<R> {
     }
 }
 
-impl ObjectReader<BufReader<ChannelReader>> {
-    pub fn from_channel(
-        rx: mpsc::Receiver<io::Result<Bytes>>,
-        limit: usize,
-        budget: Budget,
-    ) -> io::Result<Self> {
-        Self::new(
-            BufReader::with_capacity(READ_BUFFER, ChannelReader::new(rx)),
-            limit,
-            budget,
-        )
+impl ObjectReader<BufReader<Body>> {
+    pub fn from_channel(body: Body, limit: usize, budget: Budget) -> io::Result<Self> {
+        Self::new(BufReader::with_capacity(READ_BUFFER, body), limit, budget)
     }
 }
 
@@ -677,14 +637,17 @@ mod tests {
     }
 
     #[test]
-    fn the_channel_reader_joins_pieces() {
-        let (tx, rx) = mpsc::channel(4);
+    fn the_body_s_pieces_are_joined() {
+        let (tx, body) = crate::replay::body::channel(8);
         std::thread::spawn(move || {
-            for piece in [&b"{\"a\""[..], b":1}\n{", b"\"b\":2}"] {
-                tx.blocking_send(Ok(Bytes::copy_from_slice(piece))).unwrap();
-            }
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async move {
+                for piece in [&b"{\"a\""[..], b":1}\n{", b"\"b\":2}"] {
+                    tx.send(Ok(bytes::Bytes::copy_from_slice(piece))).await.unwrap();
+                }
+            });
         });
-        let mut reader = ObjectReader::from_channel(rx, 100, Budget::default()).unwrap();
+        let mut reader = ObjectReader::from_channel(body, 100, Budget::default()).unwrap();
         let mut out = Vec::new();
         assert_eq!(reader.next_chunk(&mut out).unwrap().unwrap(), 1);
         assert_eq!(out, b"{\"a\":1}");
