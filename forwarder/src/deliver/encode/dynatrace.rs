@@ -204,6 +204,14 @@ impl Wire for DynatraceEncoder {
     }
 }
 
+/// `ascii` (with nothing to escape) as a JSON string; never cut.
+fn quoted(out: &mut Vec<u8>, ascii: &[u8]) -> bool {
+    out.push(b'"');
+    out.extend_from_slice(ascii);
+    out.push(b'"');
+    false
+}
+
 impl Encoder for DynatraceEncoder {
     fn encode(&self, record: &LogRecord, message: &JsonMessage<'_>, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
@@ -224,15 +232,12 @@ impl Encoder for DynatraceEncoder {
                 push_value(o, AttrValue::Str(record.severity.as_str()), max_attribute)
             });
         }
+        // Hex digits need no escaping.
         if let Some(trace_id) = record.trace_id {
-            m.member("dt.trace_id", |o| {
-                push_value(o, AttrValue::Str(&trace_id.to_string()), usize::MAX)
-            });
+            m.member("dt.trace_id", |o| quoted(o, &trace_id.hex()));
         }
         if let Some(span_id) = record.span_id {
-            m.member("dt.span_id", |o| {
-                push_value(o, AttrValue::Str(&span_id.to_string()), usize::MAX)
-            });
+            m.member("dt.span_id", |o| quoted(o, &span_id.hex()));
         }
         if let Some(request_id) = &record.request_id {
             m.member("faas.invocation_id", |o| {
