@@ -10,6 +10,7 @@ use super::json_message::JsonMessage;
 use super::Sink;
 use crate::parse::PlatformEvent;
 use crate::record::{AttrValue, Join, LogRecord, Source};
+use tracehose_tracecontext::TraceId;
 
 /// Writes one JSON object per line to any writer (stdout, a file, a buffer).
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct NdjsonSink<W: Write> {
     line: Vec<u8>,
     /// The record attributes of recent lines without platform details, written once each.
     record_attributes: RecordAttributes,
+    /// The ids of the line before, written: consecutive lines mostly share them.
+    last_ids: LastIds,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +42,7 @@ impl<W: Write> NdjsonSink<W> {
             shared: None,
             line: Vec::new(),
             record_attributes: RecordAttributes::default(),
+            last_ids: LastIds::default(),
         }
     }
 
@@ -61,6 +65,7 @@ impl<W: Write> NdjsonSink<W> {
             message,
             shared,
             &mut self.record_attributes,
+            &mut self.last_ids,
         )?;
         self.out.write_all(&self.line)
     }
@@ -84,6 +89,7 @@ fn write_line(
     message: &JsonMessage<'_>,
     shared: Option<&SharedFields>,
     record_attributes: &mut RecordAttributes,
+    last_ids: &mut LastIds,
 ) -> io::Result<()> {
     line.extend_from_slice(b"{\"timestamp\":");
     line.extend_from_slice(itoa::Buffer::new().format(r.timestamp_ms).as_bytes());
@@ -94,7 +100,7 @@ fn write_line(
     line.push(b'"');
     if let Some(trace_id) = &r.trace_id {
         line.extend_from_slice(b",\"trace_id\":\"");
-        line.extend_from_slice(&trace_id.hex());
+        line.extend_from_slice(last_ids.trace_hex(*trace_id));
         line.push(b'"');
     }
     if let Some(span_id) = &r.span_id {
@@ -104,7 +110,7 @@ fn write_line(
     }
     if let Some(request_id) = &r.request_id {
         line.extend_from_slice(b",\"request_id\":");
-        string(line, request_id)?;
+        line.extend_from_slice(last_ids.request_id_json(request_id));
     }
     line.push(b',');
     let computed;
@@ -127,6 +133,35 @@ fn write_line(
     }
     line.extend_from_slice(b"}}\n");
     Ok(())
+}
+
+/// The trace id and request id of the line before, as written: the lines of an invocation share both.
+#[derive(Debug, Default)]
+struct LastIds {
+    trace: Option<(TraceId, [u8; 32])>,
+    /// The request id and its JSON string, quotes included.
+    request_id: Option<(Arc<str>, Vec<u8>)>,
+}
+
+impl LastIds {
+    fn trace_hex(&mut self, id: TraceId) -> &[u8; 32] {
+        if !matches!(self.trace, Some((last, _)) if last == id) {
+            self.trace = None;
+        }
+        &self.trace.get_or_insert_with(|| (id, id.hex())).1
+    }
+
+    fn request_id_json(&mut self, id: &Arc<str>) -> &[u8] {
+        if !matches!(&self.request_id, Some((last, _)) if Arc::ptr_eq(last, id) || **last == **id) {
+            self.request_id = None;
+        }
+        let (_, json) = self.request_id.get_or_insert_with(|| {
+            let mut json = Vec::with_capacity(id.len() + 2);
+            super::json_text::push_str(&mut json, id);
+            (Arc::clone(id), json)
+        });
+        json
+    }
 }
 
 /// What a record's own attributes depend on when it has no platform details.
