@@ -53,8 +53,7 @@ impl Severity {
         if w.eq_ignore_ascii_case(b"information") {
             return Some(Severity::Info);
         }
-        // Not `contains`: a `memchr` call for a word this short costs more than the loop.
-        if w.len() > 8 || w.iter().any(|&c| c == 0) {
+        if w.len() > 8 || w.contains(&0) {
             return None;
         }
         // Every level word fits in 8 bytes: compared as one integer rather than string by string, since this
