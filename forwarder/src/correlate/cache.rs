@@ -95,19 +95,25 @@ impl<K: Hash + Eq + Weigh, V: Weigh> BoundedMap<K, V> {
         self.young.insert(key, value);
     }
 
-    /// The entry for `key`, created with `V::default()` when absent, refreshed as recently used. Values
-    /// changed through it must keep their weight (fixed-size values).
-    pub fn entry<Q>(&mut self, key: &Q) -> &mut V
+    /// Changes the entry for `key` with `change`, created with `V::default()` when absent, and refreshes it
+    /// as recently used. An entry already young is changed in place: one lookup, and no key allocated.
+    pub fn update<Q>(&mut self, key: &Q, change: impl FnOnce(&mut V))
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Default,
     {
-        if !self.young.contains_key(key) {
-            let value = self.old.remove(key).unwrap_or_default();
-            self.insert(key.to_owned(), value);
+        if let Some(value) = self.young.get_mut(key) {
+            // Its weight is counted in `young_bytes`: a change must not alter it.
+            let before = value.weight();
+            change(value);
+            let after = value.weight();
+            self.young_bytes = self.young_bytes.saturating_sub(before).saturating_add(after);
+            return;
         }
-        self.young.entry(key.to_owned()).or_default()
+        let mut value = self.old.remove(key).unwrap_or_default();
+        change(&mut value);
+        self.insert(key.to_owned(), value);
     }
 }
 
@@ -131,10 +137,12 @@ mod tests {
     #[test]
     fn stays_bounded_and_keeps_what_is_used() {
         let mut map: BoundedMap<String, u32> = BoundedMap::new(4, usize::MAX);
-        *map.entry("keep") = 1;
+        map.update("keep", |v| *v = 1);
         for i in 0..100 {
-            *map.entry(&format!("k{i}")) = i;
-            assert_eq!(*map.entry("keep"), 1, "a used entry survives rotation");
+            map.update(&format!("k{i}"), |v| *v = i);
+            let mut kept = None;
+            map.update("keep", |v| kept = Some(*v));
+            assert_eq!(kept, Some(1), "a used entry survives rotation");
             assert!(map.len() <= 4);
         }
         assert!(map.get("k0").is_none(), "old entries are forgotten");

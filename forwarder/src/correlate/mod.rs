@@ -232,9 +232,9 @@ impl Scope<'_> {
         &self.key
     }
 
-    fn entry(&mut self, request_id: &str) -> &mut Invocation {
+    fn update(&mut self, request_id: &str, change: impl FnOnce(&mut Invocation)) {
         self.key(request_id);
-        self.invocations.entry(self.key.as_str())
+        self.invocations.update(self.key.as_str(), change);
     }
 
     fn get(&mut self, request_id: &str) -> Invocation {
@@ -264,8 +264,9 @@ impl Scope<'_> {
                         started_ms: line.timestamp_ms,
                     });
                     let cold = std::mem::take(&mut stream.cold_pending);
-                    let invocation = self.entry(id);
-                    invocation.cold_start = Some(invocation.cold_start.unwrap_or(false) || cold);
+                    self.update(id, |invocation| {
+                        invocation.cold_start = Some(invocation.cold_start.unwrap_or(false) || cold);
+                    });
                 }
             }
             _ => {}
@@ -291,33 +292,37 @@ impl Scope<'_> {
                 .as_ref()
                 .is_some_and(|d| d.metrics.init_duration_ms.is_some());
         if learns {
-            let invocation = self.entry(id);
-            if let Some(context) = parsed.context {
-                if parsed.invocation_marker {
-                    invocation.offer(Join::Marker, context);
-                } else {
-                    invocation.offer(
-                        Join::Invocation,
-                        TraceContext {
-                            span_id: None,
-                            ..context
-                        },
-                    );
-                }
-            }
-            if let Some(xray) = parsed.xray {
-                invocation.offer(Join::Xray, xray);
-            }
-            if parsed.platform == Some(PlatformEvent::Report)
-                && parsed
-                    .details
-                    .as_ref()
-                    .is_some_and(|d| d.metrics.init_duration_ms.is_some())
-            {
-                invocation.cold_start = Some(true);
-            }
+            self.update(id, |invocation| learn(invocation, parsed));
         }
         request_id
+    }
+}
+
+/// What one line tells about its invocation's trace and cold start.
+fn learn(invocation: &mut Invocation, parsed: &ParsedLine) {
+    if let Some(context) = parsed.context {
+        if parsed.invocation_marker {
+            invocation.offer(Join::Marker, context);
+        } else {
+            invocation.offer(
+                Join::Invocation,
+                TraceContext {
+                    span_id: None,
+                    ..context
+                },
+            );
+        }
+    }
+    if let Some(xray) = parsed.xray {
+        invocation.offer(Join::Xray, xray);
+    }
+    if parsed.platform == Some(PlatformEvent::Report)
+        && parsed
+            .details
+            .as_ref()
+            .is_some_and(|d| d.metrics.init_duration_ms.is_some())
+    {
+        invocation.cold_start = Some(true);
     }
 }
 

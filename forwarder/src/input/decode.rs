@@ -166,9 +166,7 @@ impl Inflater {
                     .min(budget.left())
                     .saturating_add(1);
                 let before = out.len();
-                let read = (&mut self.decoder)
-                    .take(room.min(CHUNK) as u64)
-                    .read_to_end(&mut out);
+                let read = read_chunk(&mut self.decoder, &mut out, room.min(CHUNK));
                 let produced = out.len() - before;
                 let charged = budget.charge(produced);
                 if let Err(source) = read {
@@ -197,6 +195,36 @@ impl Inflater {
         self.decoder.reset(at);
         (out, None)
     }
+}
+
+/// Reads up to `want` bytes from `decoder` onto the end of `out`, until the data ends or `want` is reached.
+/// The room read into is zeroed once, within the capacity already reserved while it lasts, and filled by
+/// plain reads: `Read::take` with `read_to_end` added a probe read and its adaptive buffer sizing to every
+/// call, which a Firehose event of many small records pays once per record.
+fn read_chunk(decoder: &mut impl Read, out: &mut Vec<u8>, want: usize) -> io::Result<()> {
+    /// Room zeroed at a time once the reserved capacity is used up: small outputs stay cheap, large
+    /// ones grow geometrically.
+    const MIN_STEP: usize = 32 << 10;
+    let end = out.len().saturating_add(want);
+    let mut filled = out.len();
+    let result = loop {
+        if filled >= end {
+            break Ok(());
+        }
+        if filled == out.len() {
+            let spare = out.capacity() - out.len();
+            let step = if spare > 0 { spare } else { out.len().max(MIN_STEP) };
+            out.resize(filled + step.min(end - filled), 0);
+        }
+        match decoder.read(&mut out[filled..]) {
+            Ok(0) => break Ok(()),
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => break Err(err),
+        }
+    };
+    out.truncate(filled);
+    result
 }
 
 /// A good first capacity for the inflated data, to avoid regrowing a multi-megabyte buffer: the gzip

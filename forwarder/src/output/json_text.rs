@@ -24,28 +24,48 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of the word is a control character, `"` or `\`: exact for the word (no false positive),
-/// by the classic "has a byte less than n / equal to n" tricks.
-fn needs_escape(word: u64) -> bool {
+/// A mask whose lowest set bit is the high bit of the word's first byte (in memory order) that is a control
+/// character, `"` or `\`, and zero when none is: the classic "has a byte less than n / equal to n" tricks.
+/// A borrow can only set bits above a true match, so the lowest one is exact.
+fn escape_mask(word: u64) -> u64 {
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     let quote = has_zero(word ^ (ONES * u64::from(b'"')));
     let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-    control | quote | backslash != 0
+    control | quote | backslash
 }
 
-/// The index of the first byte at or after `from` that needs an escape.
-fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let word = u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]);
-        if needs_escape(word) {
-            break;
+/// The index of the first byte at or after `from` that needs an escape. Sixteen bytes are checked at a
+/// time, and the position comes from the mask, so a hit costs no byte-by-byte search.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let word = |chunk: &[u8]| {
+        chunk
+            .first_chunk::<8>()
+            .map_or(0, |w| escape_mask(u64::from_le_bytes(*w)))
+    };
+    let first = |mask: u64| (mask.trailing_zeros() / 8) as usize;
+    let mut pairs = rest.chunks_exact(16);
+    let mut at = from;
+    for pair in &mut pairs {
+        let (low, high) = pair.split_at(8);
+        let (low, high) = (word(low), word(high));
+        if low | high != 0 {
+            return Some(at + if low != 0 { first(low) } else { 8 + first(high) });
         }
-        from += 8;
+        at += 16;
     }
-    (from..bytes.len()).find(|&i| ESCAPED_LEN[usize::from(bytes[i])] != 1)
+    // The last bytes, padded with a byte that needs no escape.
+    for tail in pairs.remainder().chunks(8) {
+        let mut padded = [b'a'; 8];
+        padded[..tail.len()].copy_from_slice(tail);
+        let mask = escape_mask(u64::from_le_bytes(padded));
+        if mask != 0 {
+            return Some(at + first(mask));
+        }
+        at += tail.len();
+    }
+    None
 }
 
 /// Appends `s` as a JSON string, quotes included.
@@ -112,14 +132,49 @@ mod tests {
     }
 
     #[test]
-    fn the_word_test_is_exact() {
+    fn the_word_test_finds_exactly_the_first_byte_to_escape() {
         for b in 0u8..=255 {
-            let word = u64::from_le_bytes([b'a', b'a', b'a', b, b'a', b'a', b'a', b'a']);
-            assert_eq!(
-                needs_escape(word),
-                ESCAPED_LEN[usize::from(b)] != 1,
-                "byte {b:#x}"
-            );
+            let needs = ESCAPED_LEN[usize::from(b)] != 1;
+            for at in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[at] = b;
+                // A byte that needs an escape after it must not move the answer.
+                let mut two = bytes;
+                if at < 7 {
+                    two[7] = b'"';
+                }
+                let found = |bytes: [u8; 8]| match escape_mask(u64::from_le_bytes(bytes)) {
+                    0 => None,
+                    mask => Some((mask.trailing_zeros() / 8) as usize),
+                };
+                assert_eq!(found(bytes), needs.then_some(at), "byte {b:#x} at {at}");
+                let expected = if needs {
+                    Some(at)
+                } else if at < 7 {
+                    Some(7)
+                } else {
+                    None
+                };
+                assert_eq!(found(two), expected, "byte {b:#x} at {at}, quote after");
+            }
+        }
+    }
+
+    #[test]
+    fn next_escape_agrees_with_the_table_at_every_length_and_start() {
+        for len in 0..40 {
+            for special in [None, Some(b'"'), Some(b'\n'), Some(0x7f), Some(0xc3)] {
+                for at in 0..len.max(1) {
+                    let mut bytes = vec![b'x'; len];
+                    if let (Some(special), Some(slot)) = (special, bytes.get_mut(at)) {
+                        *slot = special;
+                    }
+                    for from in 0..=len {
+                        let expected = (from..len).find(|&i| ESCAPED_LEN[usize::from(bytes[i])] != 1);
+                        assert_eq!(next_escape(&bytes, from), expected, "{bytes:?} from {from}");
+                    }
+                }
+            }
         }
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use super::json_message::JsonMessage;
 use super::Sink;
-use crate::record::{AttrValue, LogRecord, Source};
+use crate::parse::PlatformEvent;
+use crate::record::{AttrValue, Join, LogRecord, Source};
+use tracehose_tracecontext::TraceId;
 
 /// Writes one JSON object per line to any writer (stdout, a file, a buffer).
 #[derive(Debug)]
@@ -19,6 +21,10 @@ pub struct NdjsonSink<W: Write> {
     shared: Option<(Arc<Source>, SharedFields)>,
     /// One line is assembled here, then written with one call.
     line: Vec<u8>,
+    /// The record attributes of recent lines without platform details, written once each.
+    record_attributes: RecordAttributes,
+    /// The ids of the line before, written: consecutive lines mostly share them.
+    last_ids: LastIds,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +41,8 @@ impl<W: Write> NdjsonSink<W> {
             out,
             shared: None,
             line: Vec::new(),
+            record_attributes: RecordAttributes::default(),
+            last_ids: LastIds::default(),
         }
     }
 
@@ -51,7 +59,14 @@ impl<W: Write> NdjsonSink<W> {
         }
         let shared = self.shared.as_ref().map(|(_, fields)| fields);
         self.line.clear();
-        write_line(&mut self.line, record, message, shared)?;
+        write_line(
+            &mut self.line,
+            record,
+            message,
+            shared,
+            &mut self.record_attributes,
+            &mut self.last_ids,
+        )?;
         self.out.write_all(&self.line)
     }
 }
@@ -73,6 +88,8 @@ fn write_line(
     r: &LogRecord,
     message: &JsonMessage<'_>,
     shared: Option<&SharedFields>,
+    record_attributes: &mut RecordAttributes,
+    last_ids: &mut LastIds,
 ) -> io::Result<()> {
     line.extend_from_slice(b"{\"timestamp\":");
     line.extend_from_slice(itoa::Buffer::new().format(r.timestamp_ms).as_bytes());
@@ -83,7 +100,7 @@ fn write_line(
     line.push(b'"');
     if let Some(trace_id) = &r.trace_id {
         line.extend_from_slice(b",\"trace_id\":\"");
-        line.extend_from_slice(&trace_id.hex());
+        line.extend_from_slice(last_ids.trace_hex(*trace_id));
         line.push(b'"');
     }
     if let Some(span_id) = &r.span_id {
@@ -93,7 +110,7 @@ fn write_line(
     }
     if let Some(request_id) = &r.request_id {
         line.extend_from_slice(b",\"request_id\":");
-        string(line, request_id)?;
+        line.extend_from_slice(last_ids.request_id_json(request_id));
     }
     line.push(b',');
     let computed;
@@ -107,13 +124,93 @@ fn write_line(
     line.extend_from_slice(&shared.head);
     line.extend_from_slice(b",\"attributes\":{");
     line.extend_from_slice(&shared.attributes);
-    let mut attributes = Attributes {
-        out: line,
-        first: shared.attributes.is_empty(),
-    };
-    record_attributes(&mut attributes, r)?;
+    let own = record_attributes.of(r)?;
+    if !own.is_empty() {
+        if !shared.attributes.is_empty() {
+            line.push(b',');
+        }
+        line.extend_from_slice(own);
+    }
     line.extend_from_slice(b"}}\n");
     Ok(())
+}
+
+/// The trace id and request id of the line before, as written: the lines of an invocation share both.
+#[derive(Debug, Default)]
+struct LastIds {
+    trace: Option<(TraceId, [u8; 32])>,
+    /// The request id and its JSON string, quotes included.
+    request_id: Option<(Arc<str>, Vec<u8>)>,
+}
+
+impl LastIds {
+    fn trace_hex(&mut self, id: TraceId) -> &[u8; 32] {
+        if !matches!(self.trace, Some((last, _)) if last == id) {
+            self.trace = None;
+        }
+        &self.trace.get_or_insert_with(|| (id, id.hex())).1
+    }
+
+    fn request_id_json(&mut self, id: &Arc<str>) -> &[u8] {
+        if !matches!(&self.request_id, Some((last, _)) if Arc::ptr_eq(last, id) || **last == **id) {
+            self.request_id = None;
+        }
+        let (_, json) = self.request_id.get_or_insert_with(|| {
+            let mut json = Vec::with_capacity(id.len() + 2);
+            super::json_text::push_str(&mut json, id);
+            (Arc::clone(id), json)
+        });
+        json
+    }
+}
+
+/// What a record's own attributes depend on when it has no platform details.
+type AttributeKey = (Option<bool>, Option<PlatformEvent>, Option<Join>);
+
+/// The record attributes of the last few kinds of line, written once each: without platform details they
+/// follow from three small values, which nearly every line of a payload shares with the line before, and
+/// writing them pair by pair cost a tenth of a line.
+#[derive(Debug, Default)]
+struct RecordAttributes {
+    /// Most recently made last; the bytes are the pairs, comma-separated, without braces.
+    recent: Vec<(AttributeKey, Vec<u8>)>,
+    /// For a record with details: its attributes, written afresh.
+    scratch: Vec<u8>,
+}
+
+impl RecordAttributes {
+    /// Kinds remembered; there are at most a few hundred, and a payload shows a handful.
+    const KEPT: usize = 16;
+
+    fn of(&mut self, r: &LogRecord) -> io::Result<&[u8]> {
+        if r.details.is_some() {
+            self.scratch.clear();
+            write_record_attributes(&mut self.scratch, r)?;
+            return Ok(&self.scratch);
+        }
+        let key = (r.cold_start, r.platform, r.join);
+        let found = match self.recent.iter().rposition(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                if self.recent.len() >= Self::KEPT {
+                    self.recent.remove(0);
+                }
+                let mut bytes = Vec::new();
+                write_record_attributes(&mut bytes, r)?;
+                self.recent.push((key, bytes));
+                self.recent.len() - 1
+            }
+        };
+        Ok(self
+            .recent
+            .get(found)
+            .map_or(&[][..], |(_, bytes)| bytes.as_slice()))
+    }
+}
+
+fn write_record_attributes(out: &mut Vec<u8>, r: &LogRecord) -> io::Result<()> {
+    let mut attributes = Attributes { out, first: true };
+    record_attributes(&mut attributes, r)
 }
 
 impl SharedFields {
@@ -183,4 +280,61 @@ impl Attributes<'_> {
 fn string(out: &mut Vec<u8>, value: &str) -> io::Result<()> {
     super::json_text::push_str(out, value);
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::parse::Severity;
+
+    fn record(
+        cold_start: Option<bool>,
+        platform: Option<PlatformEvent>,
+        join: Option<Join>,
+    ) -> LogRecord<'static> {
+        LogRecord {
+            timestamp_ms: 1,
+            message: Cow::Borrowed("m"),
+            severity: Severity::Info,
+            trace_id: None,
+            span_id: None,
+            request_id: None,
+            join,
+            source: Arc::default(),
+            platform,
+            details: None,
+            cold_start,
+        }
+    }
+
+    #[test]
+    fn remembered_record_attributes_are_what_a_fresh_visit_writes() {
+        let mut records = Vec::new();
+        for cold in [None, Some(true), Some(false)] {
+            for platform in [None, Some(PlatformEvent::Start), Some(PlatformEvent::Report)] {
+                for join in [
+                    None,
+                    Some(Join::Line),
+                    Some(Join::Invocation),
+                    Some(Join::Derived),
+                ] {
+                    records.push(record(cold, platform, join));
+                }
+            }
+        }
+        let mut with_details = record(Some(true), Some(PlatformEvent::Report), Some(Join::Xray));
+        with_details.details = Some(Box::default());
+        records.push(with_details);
+        // Twice over, more kinds than are kept: some found, some forgotten and made again.
+        let mut cache = RecordAttributes::default();
+        for r in records.iter().chain(&records).chain(records.iter().rev()) {
+            let mut fresh = Vec::new();
+            write_record_attributes(&mut fresh, r).unwrap();
+            assert_eq!(cache.of(r).unwrap(), &fresh[..], "{r:?}");
+            assert!(cache.recent.len() <= RecordAttributes::KEPT);
+        }
+    }
 }

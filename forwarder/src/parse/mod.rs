@@ -109,12 +109,14 @@ pub(crate) fn shared_request_id(id: &str) -> Arc<str> {
 
 /// Lambda request ids are UUIDs; holding text-extracted ids to that shape keeps stray words from becoming ids.
 pub(crate) fn is_request_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+    // The dashes first, then the five hex groups: this runs on a token of nearly every line.
+    let Ok(b) = <&[u8; 36]>::try_from(s.as_bytes()) else {
+        return false;
+    };
+    [b[8], b[13], b[18], b[23]] == [b'-'; 4]
+        && [&b[..8], &b[9..13], &b[14..18], &b[19..23], &b[24..]]
+            .iter()
+            .all(|group| group.iter().all(u8::is_ascii_hexdigit))
 }
 
 /// Request ids from JSON keys are taken as printed, within reason: no whitespace, bounded length.
