@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinError, JoinSet};
-use tracehose_export::{compress, send_for_response, Destination, ExportError, Payload, RetryPolicy};
+use tracehose_export::{compress, send_for_response, Destination, ExportError, RetryPolicy};
 
 use super::batch::Sealed;
-use super::encode::{Encoder, Entries, InvocationEncoder, Wire};
+use super::encode::{Encoder, InvocationEncoder, Wire};
 use super::ledger::{DestinationLedger, Ledger, LineSet};
 use super::sink::{Message, SinkReport};
 
@@ -99,11 +99,6 @@ pub(super) async fn run(
         .iter()
         .map(|_| Arc::new(Semaphore::new(options.max_in_flight.max(1))))
         .collect();
-    // Bodies are gzipped on blocking threads, one per core at most: with a second core (Lambda's 1,769 MB
-    // and up) the destinations' bodies compress side by side with the pipeline and each other, and the
-    // raw bodies waiting for it stay as few as the cores.
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let compressing = Arc::new(Semaphore::new(cores));
     let mut tally = Tally::new(&destinations, report);
     let mut in_flight = JoinSet::new();
     let mut sink_report = None;
@@ -124,10 +119,9 @@ pub(super) async fn run(
         };
         let target = destinations[sealed.lane].clone();
         let (client, options) = (client.clone(), options.clone());
-        let compressing = Arc::clone(&compressing);
         let (lane, lines) = (sealed.lane, sealed.lines.clone());
         let task = in_flight.spawn(async move {
-            let outcome = send_batch(&client, &target, sealed, &options, &compressing).await;
+            let outcome = send_batch(&client, &target, sealed, &options).await;
             drop(permit);
             outcome
         });
@@ -137,26 +131,6 @@ pub(super) async fn run(
         tally.add(done);
     }
     tally.finish(sink_report.unwrap_or_default())
-}
-
-/// The body of `range` of `entries`, framed and compressed for `target`, on a blocking thread once one of
-/// the `compressing` slots is free: deflate is most of the stage's CPU, and the runtime's thread must stay free
-/// for the requests in flight.
-async fn request_body(
-    target: &HttpDestination,
-    entries: &Arc<Entries>,
-    range: Range<usize>,
-    compressing: &Semaphore,
-) -> Result<Payload, String> {
-    let _slot = compressing.acquire().await.map_err(|err| err.to_string())?;
-    let (target, entries) = (target.clone(), Arc::clone(entries));
-    tokio::task::spawn_blocking(move || {
-        let encoder = target.wire();
-        let body = encoder.body(&entries, range);
-        compress(body, target.destination.compression, encoder.content_type()).map_err(|err| err.to_string())
-    })
-    .await
-    .map_err(|err| format!("compressing a request body failed: {err}"))?
 }
 
 /// Distinct errors reported in one run. A backend whose messages differ from request to request (a partial
@@ -311,7 +285,6 @@ async fn send_batch(
     target: &HttpDestination,
     sealed: Sealed,
     options: &SendOptions,
-    compressing: &Semaphore,
 ) -> BatchOutcome {
     let mut outcome = BatchOutcome {
         lane: sealed.lane,
@@ -320,12 +293,12 @@ async fn send_batch(
     };
     let encoder = target.wire();
     let line_of = |i: usize| sealed.lines.start + i as u64;
-    let entries = Arc::new(sealed.entries);
     // Pieces of the batch still to send, with the number of 413 halvings that made each.
-    let mut pending: Vec<(Range<usize>, u32)> = vec![(0..entries.len(), 0)];
+    let mut pending: Vec<(Range<usize>, u32)> = vec![(0..sealed.entries.len(), 0)];
     while let Some((range, depth)) = pending.pop() {
         let lines = line_of(range.start)..line_of(range.end);
-        let payload = match request_body(target, &entries, range.clone(), compressing).await {
+        let body = encoder.body(&sealed.entries, range.clone());
+        let payload = match compress(body, target.destination.compression, encoder.content_type()) {
             Ok(payload) => payload,
             Err(err) => {
                 outcome.errors.push(format!("{}: {err}", encoder.name()));
