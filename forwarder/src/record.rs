@@ -111,11 +111,24 @@ impl Source {
     }
 }
 
+/// Every value a record's own attributes follow from, when they follow from small values alone.
+pub type AttributeKind = (Option<bool>, Option<PlatformEvent>, Option<Join>);
+
 impl LogRecord<'_> {
+    /// What [`Self::visit_attributes`] writes depends on, when that is only small values (no platform
+    /// details): two records of the same kind visit the same attributes, so a writer may reuse them.
+    pub fn attribute_kind(&self) -> Option<AttributeKind> {
+        match self.details {
+            Some(_) => None,
+            None => Some((self.cold_start, self.platform, self.join)),
+        }
+    }
+
     /// The record's own typed attributes (not its source's), flat, with OpenTelemetry names where one exists
     /// and `aws.lambda.*` otherwise: cold start, platform event, REPORT metrics and details, how it was joined.
     /// The request id and trace context are not among them: every destination has its own place for those.
     pub fn visit_attributes(&self, f: &mut dyn FnMut(&str, AttrValue<'_>)) {
+        // Keep `attribute_kind` in step: it names every field read here.
         if let Some(cold) = self.cold_start {
             f("faas.coldstart", AttrValue::Bool(cold));
         }

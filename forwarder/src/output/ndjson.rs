@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use super::json_message::JsonMessage;
 use super::Sink;
-use crate::parse::PlatformEvent;
-use crate::record::{AttrValue, Join, LogRecord, Source};
+use crate::record::{AttrValue, AttributeKind, LogRecord, Source};
 use tracehose_tracecontext::TraceId;
 
 /// Writes one JSON object per line to any writer (stdout, a file, a buffer).
@@ -164,16 +163,13 @@ impl LastIds {
     }
 }
 
-/// What a record's own attributes depend on when it has no platform details.
-type AttributeKey = (Option<bool>, Option<PlatformEvent>, Option<Join>);
-
 /// The record attributes of the last few kinds of line, written once each: without platform details they
 /// follow from three small values, which nearly every line of a payload shares with the line before, and
 /// writing them pair by pair cost a tenth of a line.
 #[derive(Debug, Default)]
 struct RecordAttributes {
     /// Most recently made last; the bytes are the pairs, comma-separated, without braces.
-    recent: Vec<(AttributeKey, Vec<u8>)>,
+    recent: Vec<(AttributeKind, Vec<u8>)>,
     /// For a record with details: its attributes, written afresh.
     scratch: Vec<u8>,
 }
@@ -183,12 +179,11 @@ impl RecordAttributes {
     const KEPT: usize = 16;
 
     fn of(&mut self, r: &LogRecord) -> io::Result<&[u8]> {
-        if r.details.is_some() {
+        let Some(key) = r.attribute_kind() else {
             self.scratch.clear();
             write_record_attributes(&mut self.scratch, r)?;
             return Ok(&self.scratch);
-        }
-        let key = (r.cold_start, r.platform, r.join);
+        };
         let found = match self.recent.iter().rposition(|(k, _)| *k == key) {
             Some(at) => at,
             None => {
@@ -288,7 +283,8 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::parse::Severity;
+    use crate::parse::{PlatformEvent, Severity};
+    use crate::record::Join;
 
     fn record(
         cold_start: Option<bool>,
