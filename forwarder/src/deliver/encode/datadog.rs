@@ -2,8 +2,10 @@
 //! `service`, `hostname`, `status`, `ddtags` and attributes. Attributes are flat dotted keys, as Datadog's
 //! own OpenTelemetry exporter sends `dd.trace_id`; Datadog searches them as `@dd.trace_id` either way.
 
-use super::json::{push_message_within, push_str, push_value, Members};
-use super::{non_empty, Encoded, Encoder, JsonMessage, PerSource, RequestLimits, SettingsError, Wire};
+use super::json::{push_message_within, push_str, push_value, Members, OwnMembers};
+use super::{
+    non_empty, Encoded, Encoder, JsonMessage, PerKind, PerSource, RequestLimits, SettingsError, Wire,
+};
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
 
@@ -54,6 +56,7 @@ pub struct DatadogEncoder {
     settings: DatadogSettings,
     limits: RequestLimits,
     sources: PerSource<(Vec<u8>, usize)>,
+    own: PerKind<OwnMembers>,
 }
 
 impl DatadogEncoder {
@@ -62,6 +65,7 @@ impl DatadogEncoder {
             settings,
             limits: DATADOG_LIMITS,
             sources: PerSource::default(),
+            own: PerKind::default(),
         }
     }
 
@@ -183,7 +187,8 @@ impl Encoder for DatadogEncoder {
                 false
             });
         }
-        record.visit_attributes(&mut |key, value| m.member(key, |o| push_value(o, value, max_value)));
+        let own = self.own.get(record, |r| OwnMembers::of(r, max_value));
+        m.own_attributes(record, own.as_deref(), max_value);
         let mut truncated = m.truncated;
         if !m.is_first() {
             out.push(b',');

@@ -2,9 +2,9 @@
 //! `timestamp`, `loglevel`, `dt.trace_id`, `dt.span_id` and attributes, cut to the tenant's limits, which
 //! differ between the current platform and Logs Classic.
 
-use super::json::{push_message_within, push_str, push_value, Members};
+use super::json::{push_message_within, push_str, push_value, Members, OwnMembers};
 use super::{
-    positive, Encoded, Encoder, JsonMessage, PerSource, Refused, RequestLimits, SettingsError, Wire,
+    positive, Encoded, Encoder, JsonMessage, PerKind, PerSource, Refused, RequestLimits, SettingsError, Wire,
 };
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
@@ -114,6 +114,7 @@ impl DynatraceSettings {
 pub struct DynatraceEncoder {
     limits: DynatraceLimits,
     sources: PerSource<SourceMembers>,
+    own: PerKind<OwnMembers>,
 }
 
 /// A source's attributes, encoded once as `"key":value` members.
@@ -136,6 +137,7 @@ impl DynatraceEncoder {
         Self {
             limits: settings.limits,
             sources: PerSource::default(),
+            own: PerKind::default(),
         }
     }
 
@@ -254,7 +256,8 @@ impl Encoder for DynatraceEncoder {
         for member in &source.fixed {
             encoded(&mut m, member);
         }
-        record.visit_attributes(&mut |key, value| m.member(key, |o| push_value(o, value, max_attribute)));
+        let own = self.own.get(record, |r| OwnMembers::of(r, max_attribute));
+        m.own_attributes(record, own.as_deref(), max_attribute);
         for member in &source.delivery {
             encoded(&mut m, member);
         }

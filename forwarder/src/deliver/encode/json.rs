@@ -2,7 +2,7 @@
 //! limit with a visible marker, and an object writer that keeps an entry within a count and a size.
 
 use super::{Entries, JsonMessage, TRUNCATED};
-use crate::record::AttrValue;
+use crate::record::{AttrValue, LogRecord};
 
 pub(crate) use crate::output::json_text::push_str;
 use crate::output::json_text::{push_escaped, ESCAPED_LEN};
@@ -155,6 +155,23 @@ impl<'a> Members<'a> {
         true
     }
 
+    /// The record's own attributes, each value cut to `max_value`: `kept` (the same members, made once for
+    /// this kind of record) when they all fit, else member by member as they fit, so that both ways write the
+    /// same bytes.
+    pub fn own_attributes(&mut self, record: &LogRecord, kept: Option<&OwnMembers>, max_value: usize) {
+        if let Some(kept) = kept {
+            let separator = usize::from(!self.first && kept.count > 0);
+            if self.count.saturating_add(kept.count) <= self.max_count
+                && self.out.len() + separator + kept.bytes.len() <= self.end
+            {
+                self.encoded(&kept.bytes, kept.count);
+                self.truncated |= kept.cut;
+                return;
+            }
+        }
+        record.visit_attributes(&mut |key, value| self.member(key, |o| push_value(o, value, max_value)));
+    }
+
     /// Members written so far.
     pub fn count(&self) -> usize {
         self.count
@@ -162,6 +179,25 @@ impl<'a> Members<'a> {
 
     pub fn is_first(&self) -> bool {
         self.first
+    }
+}
+
+/// A record's own attributes ([`LogRecord::visit_attributes`]) as `"key":value` members, comma-separated, each
+/// value cut to the same limit: made once per kind of record and copied into each entry of that kind.
+#[derive(Debug)]
+pub(crate) struct OwnMembers {
+    bytes: Vec<u8>,
+    count: usize,
+    cut: bool,
+}
+
+impl OwnMembers {
+    pub fn of(record: &LogRecord, max_value: usize) -> Self {
+        let mut bytes = Vec::new();
+        let mut m = Members::new(&mut bytes, usize::MAX, usize::MAX);
+        record.visit_attributes(&mut |key, value| m.member(key, |o| push_value(o, value, max_value)));
+        let (count, cut) = (m.count, m.truncated);
+        Self { bytes, count, cut }
     }
 }
 
@@ -256,5 +292,35 @@ mod tests {
         assert!(m.truncated);
         out.push(b'}');
         assert_eq!(out, br#"{"a":1,"c":1.5}"#);
+    }
+
+    #[test]
+    fn own_attributes_made_once_write_what_member_by_member_writes_under_every_limit() {
+        use crate::deliver::encode::testing::{lambda_source, line};
+        use crate::parse::PlatformEvent;
+
+        let source = lambda_source("checkout");
+        let mut record = line(&source, "m");
+        record.platform = Some(PlatformEvent::Start);
+        let kept = OwnMembers::of(&record, 4);
+        assert_eq!(kept.count, 3, "cold start, platform event and join");
+        assert!(kept.cut, "a value longer than 4 bytes is cut");
+        let write = |kept: Option<&OwnMembers>, max_count: usize, max_bytes: usize| {
+            let mut out = b"{".to_vec();
+            let mut m = Members::new(&mut out, max_count, max_bytes);
+            m.member("before", |o| push_value(o, AttrValue::UInt(1), 4));
+            m.own_attributes(&record, kept, 4);
+            let (count, truncated) = (m.count(), m.truncated);
+            (out, count, truncated)
+        };
+        for max_count in 0..6 {
+            for max_bytes in 0..kept.bytes.len() + 16 {
+                assert_eq!(
+                    write(Some(&kept), max_count, max_bytes),
+                    write(None, max_count, max_bytes),
+                    "{max_count} members, {max_bytes} bytes"
+                );
+            }
+        }
     }
 }

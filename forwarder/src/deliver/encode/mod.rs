@@ -24,7 +24,7 @@ mod proto;
 use std::sync::{Arc, Mutex};
 
 pub use crate::output::json_message::JsonMessage;
-use crate::record::{LogRecord, Source};
+use crate::record::{AttributeKind, LogRecord, Source};
 use crate::telemetry::Invocation;
 
 /// Ends a field cut to a destination's limit, so that a reader sees it was cut.
@@ -122,6 +122,46 @@ impl<T> PerSource<T> {
         let last = self.last.try_lock().ok()?;
         let (cached, value) = last.as_ref()?;
         std::ptr::eq(Arc::as_ptr(cached), source).then(|| Arc::clone(value))
+    }
+}
+
+/// What an encoder makes of a record's own attributes, kept per kind of record
+/// ([`LogRecord::attribute_kind`]): the lines of a payload are of a handful of kinds, so most lines copy bytes
+/// made once instead of writing every key and value again.
+#[derive(Debug)]
+struct PerKind<T> {
+    /// Most recently made last.
+    recent: Mutex<Vec<(AttributeKind, Arc<T>)>>,
+}
+
+impl<T> Default for PerKind<T> {
+    fn default() -> Self {
+        Self {
+            recent: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> PerKind<T> {
+    /// Kinds remembered; there are at most a few hundred, and a payload shows a handful.
+    const KEPT: usize = 16;
+
+    /// `None` for a record whose attributes are its own (a platform line's details): write those afresh.
+    fn get(&self, record: &LogRecord, make: impl FnOnce(&LogRecord) -> T) -> Option<Arc<T>> {
+        let kind = record.attribute_kind()?;
+        // Never waits, as in `PerSource`.
+        let Ok(mut recent) = self.recent.try_lock() else {
+            return Some(Arc::new(make(record)));
+        };
+        if let Some((_, value)) = recent.iter().rev().find(|(k, _)| *k == kind) {
+            return Some(Arc::clone(value));
+        }
+        let value = Arc::new(make(record));
+        if recent.len() == Self::KEPT {
+            recent.remove(0);
+        }
+        recent.push((kind, Arc::clone(&value)));
+        Some(value)
     }
 }
 

@@ -16,7 +16,8 @@ use prost::Message;
 use super::cut_text;
 use super::proto::{attribute, bytes_field, fixed64, frame, framed, string_field, Scalar};
 use super::{
-    non_empty, Encoded, Encoder, Entries, JsonMessage, PerSource, Refused, RequestLimits, SettingsError, Wire,
+    non_empty, Encoded, Encoder, Entries, JsonMessage, PerKind, PerSource, Refused, RequestLimits,
+    SettingsError, Wire,
 };
 use crate::parse::Severity;
 use crate::record::{AttrValue, LogRecord, Source};
@@ -105,6 +106,8 @@ pub struct OtlpEncoder {
     resources: PerSource<Vec<u8>>,
     /// The `InstrumentationScope`, encoded.
     scope: Vec<u8>,
+    /// A kind of record's own attributes, encoded, and whether a value was cut.
+    own: PerKind<(Vec<u8>, bool)>,
 }
 
 impl OtlpEncoder {
@@ -120,6 +123,7 @@ impl OtlpEncoder {
             limits,
             resources: PerSource::default(),
             scope: scope.encode_to_vec(),
+            own: PerKind::default(),
         }
     }
 
@@ -352,7 +356,22 @@ impl OtlpEncoder {
                 max_attribute,
             );
         }
-        record.visit_attributes(&mut |key, value| truncated |= attribute(out, key, value, max_attribute));
+        let own_attributes = |out: &mut Vec<u8>| {
+            let mut cut = false;
+            record.visit_attributes(&mut |key, value| cut |= attribute(out, key, value, max_attribute));
+            cut
+        };
+        match self.own.get(record, |_| {
+            let mut bytes = Vec::new();
+            let cut = own_attributes(&mut bytes);
+            (bytes, cut)
+        }) {
+            Some(own) => {
+                out.extend_from_slice(&own.0);
+                truncated |= own.1;
+            }
+            None => truncated |= own_attributes(out),
+        }
         // LogRecord.flags = 8 (fixed32)
         if record.trace_id.is_some() {
             encode_key(8, WireType::ThirtyTwoBit, out);
