@@ -63,7 +63,7 @@ pub async fn run(
     let report_delivery = |message: String| eprintln!("tracehose: error: {message}");
     let telemetry = destinations.telemetry;
     let ((mut summary, stopped), ledger) = destinations
-        .deliver(client, deadline, report_delivery, move |sink| {
+        .deliver_alone(client, deadline, report_delivery, move |sink| {
             let mut report = |message: String| eprintln!("tracehose: error: {message}");
             let mut pipeline = Pipeline::new(limits).with_telemetry(telemetry);
             let mut summary = Summary::default();

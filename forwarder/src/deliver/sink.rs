@@ -208,9 +208,16 @@ impl DeliverySink {
     }
 
     fn send(&self, message: Message) -> Result<(), DeliveryError> {
-        self.tx
-            .blocking_send(message)
-            .map_err(|_| DeliveryError::SenderGone)
+        // Trying first lets a sink on the runtime's own thread (`Destinations::deliver_alone`) hand over its
+        // report, which always has room; only a full channel blocks, and only the pipeline's thread fills one.
+        match self.tx.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(message)) => self
+                .tx
+                .blocking_send(message)
+                .map_err(|_| DeliveryError::SenderGone),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(DeliveryError::SenderGone),
+        }
     }
 
     fn all_local_failed(&self) -> bool {

@@ -1,4 +1,5 @@
-//! Running the stage for one call: the pipeline on a blocking thread, the sender on the caller's task.
+//! Running the stage for one call: the pipeline on a blocking thread (or the caller's, when a lone face writes
+//! only local outputs), the sender on the caller's task.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -46,17 +47,54 @@ impl Destinations {
             let _ = sink.finish();
             produced
         });
-        let options = SendOptions {
-            max_in_flight: self.max_in_flight,
-            retry: self.retry,
-            deadline,
-            split_depth: self.split_depth,
-        };
-        let sending = sender::run(rx, self.http.clone().into(), client.clone(), options, report);
+        let sending = sender::run(
+            rx,
+            self.http.clone().into(),
+            client.clone(),
+            self.options(deadline),
+            report,
+        );
         let (ledger, produced) = tokio::join!(sending, producer);
         let produced =
             produced.map_err(|err| io::Error::other(format!("the pipeline thread failed: {err}")))?;
         Ok((produced, ledger))
+    }
+
+    /// [`deliver`](Self::deliver) for a face with nothing else to serve meanwhile (`process`): when every
+    /// destination is local, `produce` runs on the caller's thread, where a thread of its own would only add
+    /// its start to a short run.
+    pub async fn deliver_alone<R: Send + 'static>(
+        &self,
+        client: &reqwest::Client,
+        deadline: Instant,
+        report: impl Fn(String),
+        produce: impl FnOnce(&mut DeliverySink) -> R + Send + 'static,
+    ) -> io::Result<(R, Ledger)> {
+        if !self.http.is_empty() {
+            return self.deliver(client, deadline, report, produce).await;
+        }
+        // With no batcher, finishing sends only the sink's report, which the channel has room for.
+        let (tx, rx) = mpsc::channel(1);
+        let mut sink = DeliverySink::new(
+            Arc::clone(&self.filter),
+            Vec::new(),
+            Vec::new(),
+            self.local()?,
+            tx,
+        );
+        let produced = produce(&mut sink);
+        let _ = sink.finish();
+        let ledger = sender::run(rx, Arc::new([]), client.clone(), self.options(deadline), report).await;
+        Ok((produced, ledger))
+    }
+
+    fn options(&self, deadline: Instant) -> SendOptions {
+        SendOptions {
+            max_in_flight: self.max_in_flight,
+            retry: self.retry,
+            deadline,
+            split_depth: self.split_depth,
+        }
     }
 
     fn local(&self) -> io::Result<Vec<LocalDestination>> {
