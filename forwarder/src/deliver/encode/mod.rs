@@ -18,6 +18,9 @@ mod json;
 pub mod otlp;
 mod otlp_invocation;
 pub mod otlp_metrics;
+#[cfg(test)]
+mod otlp_metrics_oracle;
+mod otlp_metrics_wire;
 pub mod otlp_spans;
 mod proto;
 
