@@ -12,6 +12,8 @@
 mod answer;
 pub mod datadog;
 pub mod dd_metrics;
+#[cfg(test)]
+mod dd_metrics_oracle;
 pub mod dynatrace;
 pub(crate) mod figures;
 mod json;
