@@ -152,22 +152,24 @@ impl DatadogMetricsEncoder {
         out.push(b']');
     }
 
-    /// Appends one series; `tags`, where this invocation's tags were written already, else `None` and set.
-    /// Writing a number to a `Vec` never fails; should it, the caller leaves the series out, and since every
-    /// fallible write comes before the tags, `tags` never names bytes it took back.
+    /// Appends one series at `seconds` (the REPORT's time, whole seconds since the epoch, as text); `tags`,
+    /// where this invocation's tags were written already, else `None` and set. Writing a number to a `Vec`
+    /// never fails; should it, the caller leaves the series out, and since the one fallible write comes before
+    /// the tags, `tags` never names bytes taken back.
     fn push_series(
         &self,
-        invocation: &Invocation,
-        source: &SourceTags,
+        (invocation, source): (&Invocation, &SourceTags),
         DatadogMetric { name, value }: DatadogMetric,
+        seconds: &str,
         tags: &mut Option<Range<usize>>,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
-        out.extend_from_slice(b"{\"metric\":");
-        push_str(out, name);
-        // `[[unix seconds, [value]]]`: the REPORT event's time, in whole seconds, as the Forwarder submits it.
-        out.extend_from_slice(b",\"points\":[[");
-        CompactFormatter.write_i64(out, invocation.report_ms.div_euclid(1000))?;
+        // The names are this crate's own `aws.lambda.enhanced.*` constants: nothing in them to escape.
+        out.extend_from_slice(b"{\"metric\":\"");
+        out.extend_from_slice(name.as_bytes());
+        // `[[unix seconds, [value]]]`
+        out.extend_from_slice(b"\",\"points\":[[");
+        out.extend_from_slice(seconds.as_bytes());
         out.extend_from_slice(b",[");
         // As serde_json writes an f64: `null` when not finite (which `datadog_metrics` never gives).
         if value.is_finite() {
@@ -230,6 +232,9 @@ impl InvocationEncoder for DatadogMetricsEncoder {
         let version_cut =
             executed_version(invocation).is_some_and(|v| tag_len(EXECUTED_VERSION, v) > MAX_TAG_BYTES);
         let truncated = self.configured_cut || source.cut || version_cut;
+        // The REPORT event's time, in whole seconds, as the Forwarder submits it.
+        let mut seconds = itoa::Buffer::new();
+        let seconds = seconds.format(invocation.report_ms.div_euclid(1000));
         let mut tags = None;
         let mut written = 0;
         for metric in datadog_metrics(invocation) {
@@ -239,7 +244,7 @@ impl InvocationEncoder for DatadogMetricsEncoder {
             }
             // A series that could not be written is left out whole (with its comma) rather than sent broken.
             if self
-                .push_series(invocation, &source, metric, &mut tags, out)
+                .push_series((invocation, &source), metric, seconds, &mut tags, out)
                 .is_err()
             {
                 out.truncate(before);

@@ -221,8 +221,10 @@ pub(super) fn push_entry_with(
 ) {
     use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
     let resource_field = key_len(1) + encoded_len_varint(resource.len() as u64) + resource.len();
+    let entry_len = resource_field + scope_field;
+    out.reserve(key_len(1) + encoded_len_varint(entry_len as u64) + entry_len);
     encode_key(1, WireType::LengthDelimited, out);
-    encode_varint((resource_field + scope_field) as u64, out);
+    encode_varint(entry_len as u64, out);
     encode_key(1, WireType::LengthDelimited, out);
     encode_varint(resource.len() as u64, out);
     out.extend_from_slice(resource);

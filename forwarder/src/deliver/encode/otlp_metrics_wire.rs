@@ -3,11 +3,11 @@
 //! holds (its name and unit, a histogram's bounds, the scope) is encoded once, when the encoder is made, so
 //! that an invocation only writes its timestamps, values and bucket counts, and no message tree is built.
 
-use prost::encoding::{encode_key, encode_varint, WireType};
+use prost::encoding::{encode_varint, WireType};
 
 use super::figures::{estimated_cost_usd, mib_to_bytes, nanos_of_ms, sane, seconds};
 use super::otlp_invocation::{push_entry_with, scope};
-use super::proto::{frame, framed, string_field};
+use super::proto::{framed, string_field};
 use crate::telemetry::{Invocation, Outcome};
 
 /// Bucket bounds of the duration histograms, in seconds: the conventions' advice for request durations,
@@ -29,7 +29,7 @@ pub(super) const BYTES_BOUNDS: &[f64] = &[
 ];
 
 /// `AggregationTemporality::Delta`: every point is one invocation, counted once.
-const DELTA: u64 = 1;
+const DELTA: u8 = 1;
 
 /// The most metrics one invocation has: five counts, four histograms and the cost.
 const MAX_METRICS: usize = 10;
@@ -125,7 +125,18 @@ enum Point<'a> {
     Observation(&'a HistogramHead, f64),
 }
 
-/// Bytes of a fixed64 field of a one-byte tag, left out when zero.
+/// A field's key. Every field written here has a tag under 16, so its key is one byte.
+const fn key(tag: u8, wire_type: WireType) -> u8 {
+    tag << 3 | wire_type as u8
+}
+
+/// `aggregation_temporality` (2) DELTA, then `is_monotonic` (3) true: how a `Sum` ends.
+const SUM_TAIL: [u8; 4] = [key(2, WireType::Varint), DELTA, key(3, WireType::Varint), 1];
+
+/// `aggregation_temporality` (2) DELTA: how a `Histogram` ends.
+const HISTOGRAM_TAIL: [u8; 2] = [key(2, WireType::Varint), DELTA];
+
+/// Bytes of a fixed64 field, left out when zero.
 fn fixed64_len(value: u64) -> usize {
     if value == 0 {
         0
@@ -134,25 +145,28 @@ fn fixed64_len(value: u64) -> usize {
     }
 }
 
-fn fixed64(out: &mut Vec<u8>, tag: u32, value: u64) {
+fn fixed64(out: &mut Vec<u8>, tag: u8, value: u64) {
     if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, out);
-        out.extend_from_slice(&value.to_le_bytes());
+        always64(out, tag, value.to_le_bytes());
     }
 }
 
 /// A 64-bit field written even when zero: a oneof member or an `optional` field.
-fn always64(out: &mut Vec<u8>, tag: u32, bytes: [u8; 8]) {
-    encode_key(tag, WireType::SixtyFourBit, out);
-    out.extend_from_slice(&bytes);
+fn always64(out: &mut Vec<u8>, tag: u8, bytes: [u8; 8]) {
+    let mut field = [key(tag, WireType::SixtyFourBit); 9];
+    field[1..].copy_from_slice(&bytes);
+    out.extend_from_slice(&field);
 }
 
-/// The `aggregation_temporality` field (2, DELTA) of a `Sum` or a `Histogram`.
-const TEMPORALITY_LEN: usize = 2;
-
-fn temporality(out: &mut Vec<u8>) {
-    encode_key(2, WireType::Varint, out);
-    encode_varint(DELTA, out);
+/// The key and length of a length-delimited field; the lengths here are mostly under 128, one byte.
+fn frame(out: &mut Vec<u8>, tag: u8, len: usize) {
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => out.extend_from_slice(&[key(tag, WireType::LengthDelimited), short]),
+        _ => {
+            out.push(key(tag, WireType::LengthDelimited));
+            encode_varint(len as u64, out);
+        }
+    }
 }
 
 impl Point<'_> {
@@ -172,9 +186,8 @@ impl Point<'_> {
     /// Bytes of the `Sum` or `Histogram` message around a data point of `point_len` bytes.
     fn data_len(&self, point_len: usize) -> usize {
         match self {
-            // is_monotonic (3, true) after the temporality.
-            Self::Count(..) | Self::Amount(..) => framed(point_len) + TEMPORALITY_LEN + 2,
-            Self::Observation(..) => framed(point_len) + TEMPORALITY_LEN,
+            Self::Count(..) | Self::Amount(..) => framed(point_len) + SUM_TAIL.len(),
+            Self::Observation(..) => framed(point_len) + HISTOGRAM_TAIL.len(),
         }
     }
 
@@ -206,18 +219,23 @@ impl Point<'_> {
                 frame(out, 1, point_len);
                 fixed64(out, 2, start);
                 fixed64(out, 3, time);
+                // count (4) 1, sum (5)
                 always64(out, 4, 1u64.to_le_bytes());
                 always64(out, 5, value.to_le_bytes());
-                // Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
+                // bucket_counts (6): zeros, but for a little-endian 1 in the observation's bucket (always one
+                // of them). Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
                 let bucket = histogram.bounds.partition_point(|&b| b < value);
                 frame(out, 6, histogram.buckets_len());
-                for i in 0..=histogram.bounds.len() {
-                    out.extend_from_slice(&u64::from(i == bucket).to_le_bytes());
+                let counts = out.len();
+                out.resize(counts + histogram.buckets_len(), 0);
+                if let Some(one) = out.get_mut(counts + bucket * 8) {
+                    *one = 1;
                 }
                 out.extend_from_slice(&histogram.bounds_field);
+                // min (11), max (12)
                 always64(out, 11, value.to_le_bytes());
                 always64(out, 12, value.to_le_bytes());
-                temporality(out);
+                out.extend_from_slice(&HISTOGRAM_TAIL);
             }
         }
     }
@@ -229,7 +247,7 @@ fn sum(
     out: &mut Vec<u8>,
     (data_len, point_len): (usize, usize),
     (start, time): (u64, u64),
-    value_tag: u32,
+    value_tag: u8,
     value: [u8; 8],
 ) {
     // Metric.sum = 7; Sum.data_points = 1
@@ -238,10 +256,7 @@ fn sum(
     fixed64(out, 2, start);
     fixed64(out, 3, time);
     always64(out, value_tag, value);
-    temporality(out);
-    // Sum.is_monotonic = 3
-    encode_key(3, WireType::Varint, out);
-    encode_varint(1, out);
+    out.extend_from_slice(&SUM_TAIL);
 }
 
 /// When the points of one invocation start and end, OTLP nanoseconds: its start, never after the REPORT.
