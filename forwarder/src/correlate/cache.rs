@@ -109,6 +109,11 @@ impl<K: Hash + Eq + Weigh, V: Weigh> BoundedMap<K, V> {
             change(value);
             let after = value.weight();
             self.young_bytes = self.young_bytes.saturating_sub(before).saturating_add(after);
+            // A change that grew the young generation past its bytes ends it, as an insert would.
+            if self.young_bytes > self.generation_bytes {
+                self.old = mem::take(&mut self.young);
+                self.young_bytes = 0;
+            }
             return;
         }
         let mut value = self.old.remove(key).unwrap_or_default();
@@ -149,6 +154,24 @@ mod tests {
         assert_eq!(map.get("k99"), Some(&99));
         assert_eq!(map.remove("k99"), Some(99));
         assert!(map.get("k99").is_none());
+    }
+
+    /// Values that grow where they are, never inserted again, stay within the bytes too.
+    #[test]
+    fn values_grown_in_place_are_bounded_by_bytes() {
+        let budget = 64 << 10;
+        let mut map: BoundedMap<String, String> = BoundedMap::new(1_000_000, budget);
+        let keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
+        for key in &keys {
+            map.update(key.as_str(), |v| v.push('a'));
+        }
+        // Every entry still young grows by far more than it weighed.
+        for key in keys.iter().rev() {
+            map.update(key.as_str(), |v| v.push_str(&"b".repeat(500)));
+            assert!(map.bytes() <= budget + 1024, "{} bytes", map.bytes());
+        }
+        // The entry changed last is kept, whatever rotation its change caused.
+        assert!(map.get("k0").is_some_and(|v| v.ends_with('b')));
     }
 
     #[test]

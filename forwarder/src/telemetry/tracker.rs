@@ -141,14 +141,15 @@ impl Tracker {
         });
     }
 
-    /// Applies `f` to what is known of an invocation not yet reported.
+    /// Applies `f` to what is known of an invocation not yet reported, in place when it is recent: one
+    /// lookup, and no key allocated.
     fn update(&mut self, log_group: &str, request_id: &str, f: impl FnOnce(&mut Seen)) {
         self.set_key(log_group, request_id);
-        let mut seen = self.seen.remove(self.key.as_str()).unwrap_or_default();
-        if !seen.reported {
-            f(&mut seen);
-        }
-        self.seen.insert(self.key.clone(), seen);
+        self.seen.update(self.key.as_str(), |seen| {
+            if !seen.reported {
+                f(seen);
+            }
+        });
     }
 
     fn set_key(&mut self, log_group: &str, request_id: &str) {
@@ -164,17 +165,19 @@ impl Tracker {
             return None;
         };
         self.set_key(&source.log_group, &request_id);
-        let seen = self.seen.remove(self.key.as_str()).unwrap_or_default();
-        let reported = Seen {
-            reported: true,
-            ..Seen::default()
-        };
+        // What the lines before said, taken out; only that it was reported is kept.
+        let mut seen = Seen::default();
+        self.seen.update(self.key.as_str(), |kept| {
+            let reported = Seen {
+                reported: true,
+                ..Seen::default()
+            };
+            seen = std::mem::replace(kept, reported);
+        });
         if seen.reported {
             self.counts.duplicates += 1;
-            self.seen.insert(self.key.clone(), reported);
             return None;
         }
-        self.seen.insert(self.key.clone(), reported);
         let details = line.parsed.details.as_deref();
         let Some(figures) = details.and_then(Figures::of) else {
             self.counts.unreadable += 1;

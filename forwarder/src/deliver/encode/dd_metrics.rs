@@ -6,11 +6,15 @@
 //!
 //! One entry is one invocation's series, comma-joined; a body wraps a run of entries in `{"series":[`...`]}`.
 
-use serde::Serialize;
+use std::io;
+use std::ops::Range;
 
-use super::cut_text;
+use serde_json::ser::{CompactFormatter, Formatter};
+
 use super::datadog::DatadogSettings;
-use super::{Encoded, Entries, InvocationEncoder, RequestLimits, Wire};
+use super::{cut_text, Encoded, Entries, InvocationEncoder, PerSource, RequestLimits, Wire};
+use crate::output::json_text::{push_escaped, push_str};
+use crate::record::Source;
 #[cfg(test)]
 use crate::telemetry::figures::DATADOG_PREFIX;
 use crate::telemetry::figures::{datadog_cold_start, datadog_metrics, DatadogMetric};
@@ -24,74 +28,167 @@ pub const DD_METRICS_LIMITS: RequestLimits = RequestLimits {
 };
 
 /// Datadog keeps at most 200 characters of a tag; a longer one is cut here, visibly, rather than there.
-const MAX_TAG_BYTES: usize = 200;
+pub(super) const MAX_TAG_BYTES: usize = 200;
 
 const OPEN: &[u8] = b"{\"series\":[";
 const CLOSE: &[u8] = b"]}";
 
+/// The series are written straight to JSON, as serde_json writes them (`dd_metrics_oracle.rs` checks it),
+/// from tags made once: the configured ones when the encoder is made, the source's once per source, and
+/// within an invocation once for all its series.
 #[derive(Debug)]
 pub struct DatadogMetricsEncoder {
-    /// `env:`, `service:`, `version:` and `DD_TAGS`, as the logs encoder applies them.
-    configured_tags: Vec<String>,
+    /// `env:`, `service:`, `version:` and `DD_TAGS`, as the logs encoder applies them: each a JSON string led
+    /// by a comma.
+    configured: Vec<u8>,
+    /// One of them was cut.
+    configured_cut: bool,
+    sources: PerSource<SourceTags>,
+}
+
+/// `region`, `aws_account` and `functionname` of one source, each a JSON string led by a comma; and whether
+/// one was cut.
+#[derive(Debug)]
+struct SourceTags {
+    json: Vec<u8>,
+    cut: bool,
+}
+
+impl SourceTags {
+    fn new(source: &Source) -> Self {
+        let mut json = Vec::new();
+        let mut cut = false;
+        for (key, value) in [
+            ("region", &source.region),
+            ("aws_account", &source.account_id),
+            ("functionname", &source.function_name),
+        ] {
+            if let Some(value) = value {
+                json.push(b',');
+                cut |= push_tag(&mut json, key, value);
+            }
+        }
+        Self { json, cut }
+    }
+}
+
+/// The prefix of the one tag of an invocation that can be cut: its version.
+const EXECUTED_VERSION: &str = "executedversion";
+
+/// Appends the tag `key:value` as a JSON string, cut to [`MAX_TAG_BYTES`]; returns whether it was cut.
+fn push_tag(out: &mut Vec<u8>, key: &str, value: &str) -> bool {
+    if tag_len(key, value) <= MAX_TAG_BYTES {
+        out.push(b'"');
+        push_escaped(out, key.as_bytes());
+        out.push(b':');
+        push_escaped(out, value.as_bytes());
+        out.push(b'"');
+        return false;
+    }
+    push_whole_tag(out, &format!("{key}:{value}"))
+}
+
+fn tag_len(key: &str, value: &str) -> usize {
+    key.len() + 1 + value.len()
+}
+
+/// Appends `tag` as a JSON string, cut to [`MAX_TAG_BYTES`]; returns whether it was cut.
+fn push_whole_tag(out: &mut Vec<u8>, tag: &str) -> bool {
+    let (tag, cut) = cut_text(tag, MAX_TAG_BYTES);
+    push_str(out, &tag);
+    cut
+}
+
+/// A published version only, as Datadog's Lambda libraries tag it: `$LATEST` is no version.
+fn executed_version(invocation: &Invocation) -> Option<&str> {
+    invocation.version.as_deref().filter(|v| *v != "$LATEST")
 }
 
 impl DatadogMetricsEncoder {
     pub fn new(settings: &DatadogSettings) -> Self {
-        let mut configured_tags = Vec::new();
+        let mut configured = Vec::new();
+        let mut configured_cut = false;
         for (key, value) in [
             ("env", &settings.env),
             ("service", &settings.service),
             ("version", &settings.version),
         ] {
             if let Some(value) = value {
-                configured_tags.push(format!("{key}:{value}"));
+                configured.push(b',');
+                configured_cut |= push_tag(&mut configured, key, value);
             }
         }
-        configured_tags.extend(settings.tags.iter().cloned());
-        Self { configured_tags }
+        for tag in &settings.tags {
+            configured.push(b',');
+            configured_cut |= push_whole_tag(&mut configured, tag);
+        }
+        Self {
+            configured,
+            configured_cut,
+            sources: PerSource::default(),
+        }
     }
 
-    /// The invocation's tags, each cut to Datadog's limit; and whether one was cut.
-    fn tags(&self, invocation: &Invocation) -> (Vec<String>, bool) {
-        let source = &invocation.source;
-        let mut tags: Vec<String> = Vec::with_capacity(self.configured_tags.len() + 6);
+    /// Appends the invocation's tags, a JSON array: `memorysize`, `cold_start`, the source's, its version,
+    /// then the configured ones.
+    fn push_tags(&self, invocation: &Invocation, source: &SourceTags, out: &mut Vec<u8>) {
+        out.push(b'[');
         if let Some(memory) = invocation.memory_size_mb {
-            tags.push(format!("memorysize:{memory}"));
+            out.extend_from_slice(b"\"memorysize:");
+            out.extend_from_slice(itoa::Buffer::new().format(memory).as_bytes());
+            out.extend_from_slice(b"\",");
         }
-        tags.push(format!("cold_start:{}", datadog_cold_start(invocation)));
-        // A published version only, as Datadog's Lambda libraries tag it: `$LATEST` is no version.
-        let version = invocation.version.as_ref().filter(|v| v.as_str() != "$LATEST");
-        for (key, value) in [
-            ("region", source.region.as_ref()),
-            ("aws_account", source.account_id.as_ref()),
-            ("functionname", source.function_name.as_ref()),
-            ("executedversion", version),
-        ] {
-            if let Some(value) = value {
-                tags.push(format!("{key}:{value}"));
-            }
+        out.extend_from_slice(if datadog_cold_start(invocation) {
+            b"\"cold_start:true\""
+        } else {
+            b"\"cold_start:false\""
+        });
+        out.extend_from_slice(&source.json);
+        if let Some(version) = executed_version(invocation) {
+            out.push(b',');
+            push_tag(out, EXECUTED_VERSION, version);
         }
-        tags.extend(self.configured_tags.iter().cloned());
-        let mut truncated = false;
-        for tag in &mut tags {
-            if let (std::borrow::Cow::Owned(cut), true) = cut_text(tag, MAX_TAG_BYTES) {
-                *tag = cut;
-                truncated = true;
-            }
-        }
-        (tags, truncated)
+        out.extend_from_slice(&self.configured);
+        out.push(b']');
     }
-}
 
-/// One series of the distribution API.
-#[derive(Serialize)]
-struct Series<'a> {
-    metric: &'a str,
-    /// `[[unix seconds, [value]]]`; the value is finite (see `enhanced`), so serde_json writes a number.
-    points: [(i64, [f64; 1]); 1],
-    tags: &'a [String],
-    #[serde(rename = "type")]
-    kind: &'static str,
+    /// Appends one series at `seconds` (the REPORT's time, whole seconds since the epoch, as text); `tags`,
+    /// where this invocation's tags were written already, else `None` and set. Writing a number to a `Vec`
+    /// never fails; should it, the caller leaves the series out, and since the one fallible write comes before
+    /// the tags, `tags` never names bytes taken back.
+    fn push_series(
+        &self,
+        (invocation, source): (&Invocation, &SourceTags),
+        DatadogMetric { name, value }: DatadogMetric,
+        seconds: &str,
+        tags: &mut Option<Range<usize>>,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        // The names are this crate's own `aws.lambda.enhanced.*` constants: nothing in them to escape.
+        out.extend_from_slice(b"{\"metric\":\"");
+        out.extend_from_slice(name.as_bytes());
+        // `[[unix seconds, [value]]]`
+        out.extend_from_slice(b"\",\"points\":[[");
+        out.extend_from_slice(seconds.as_bytes());
+        out.extend_from_slice(b",[");
+        // As serde_json writes an f64: `null` when not finite (which `datadog_metrics` never gives).
+        if value.is_finite() {
+            CompactFormatter.write_f64(out, value)?;
+        } else {
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b"]]],\"tags\":");
+        match tags {
+            Some(written) => out.extend_from_within(written.clone()),
+            None => {
+                let start = out.len();
+                self.push_tags(invocation, source, out);
+                *tags = Some(start..out.len());
+            }
+        }
+        out.extend_from_slice(b",\"type\":\"distribution\"}");
+        Ok(())
+    }
 }
 
 impl Wire for DatadogMetricsEncoder {
@@ -130,24 +227,26 @@ impl Wire for DatadogMetricsEncoder {
 impl InvocationEncoder for DatadogMetricsEncoder {
     fn encode(&self, invocation: &Invocation, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
-        let (tags, truncated) = self.tags(invocation);
+        let source = self.sources.get(&invocation.source, SourceTags::new);
+        // Cut or not whether or not a series is written: the version is the one tag cut per invocation.
+        let version_cut =
+            executed_version(invocation).is_some_and(|v| tag_len(EXECUTED_VERSION, v) > MAX_TAG_BYTES);
+        let truncated = self.configured_cut || source.cut || version_cut;
         // The REPORT event's time, in whole seconds, as the Forwarder submits it.
-        let timestamp = invocation.report_ms.div_euclid(1000);
+        let mut seconds = itoa::Buffer::new();
+        let seconds = seconds.format(invocation.report_ms.div_euclid(1000));
+        let mut tags = None;
         let mut written = 0;
-        for DatadogMetric { name, value } in datadog_metrics(invocation) {
+        for metric in datadog_metrics(invocation) {
             let before = out.len();
             if written > 0 {
                 out.push(b',');
             }
-            let series = Series {
-                metric: name,
-                points: [(timestamp, [value])],
-                tags: &tags,
-                kind: "distribution",
-            };
-            // Serialising plain strings and numbers into a Vec cannot fail; should it, the series is left
-            // out whole (with its comma) rather than sent broken.
-            if serde_json::to_writer(&mut *out, &series).is_err() {
+            // A series that could not be written is left out whole (with its comma) rather than sent broken.
+            if self
+                .push_series((invocation, &source), metric, seconds, &mut tags, out)
+                .is_err()
+            {
                 out.truncate(before);
                 continue;
             }

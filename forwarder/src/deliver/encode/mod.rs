@@ -12,12 +12,17 @@
 mod answer;
 pub mod datadog;
 pub mod dd_metrics;
+#[cfg(test)]
+mod dd_metrics_oracle;
 pub mod dynatrace;
 pub(crate) mod figures;
 mod json;
 pub mod otlp;
 mod otlp_invocation;
 pub mod otlp_metrics;
+#[cfg(test)]
+mod otlp_metrics_oracle;
+mod otlp_metrics_wire;
 pub mod otlp_spans;
 mod proto;
 

@@ -203,16 +203,32 @@ impl ResourceCache {
 /// field 1 is the encoded `resource` and field 2 the `scope` message (`scope_metrics`, `scope_spans`), the
 /// bytes prost writes for the whole message.
 pub(super) fn push_entry(resource: &[u8], scope: &impl Message, out: &mut Vec<u8>) {
-    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+    use prost::encoding::{encoded_len_varint, key_len};
     let scope_len = scope.encoded_len();
-    let resource_field = key_len(1) + encoded_len_varint(resource.len() as u64) + resource.len();
     let scope_field = key_len(2) + encoded_len_varint(scope_len as u64) + scope_len;
+    push_entry_with(resource, scope_field, out, |out| {
+        prost::encoding::message::encode(2, scope, out);
+    });
+}
+
+/// [`push_entry`] of a scope written by `write_scope`: exactly `scope_field` bytes, field 2 with its key and
+/// length, for an encoder that writes its scope message without building it.
+pub(super) fn push_entry_with(
+    resource: &[u8],
+    scope_field: usize,
+    out: &mut Vec<u8>,
+    write_scope: impl FnOnce(&mut Vec<u8>),
+) {
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
+    let resource_field = key_len(1) + encoded_len_varint(resource.len() as u64) + resource.len();
+    let entry_len = resource_field + scope_field;
+    out.reserve(key_len(1) + encoded_len_varint(entry_len as u64) + entry_len);
     encode_key(1, WireType::LengthDelimited, out);
-    encode_varint((resource_field + scope_field) as u64, out);
+    encode_varint(entry_len as u64, out);
     encode_key(1, WireType::LengthDelimited, out);
     encode_varint(resource.len() as u64, out);
     out.extend_from_slice(resource);
-    prost::encoding::message::encode(2, scope, out);
+    write_scope(out);
 }
 
 /// The body of entries `range`: already framed, they go back to back.

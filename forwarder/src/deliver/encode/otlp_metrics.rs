@@ -8,34 +8,11 @@
 //! Its start is the invocation's start and its time the REPORT's. One entry is one invocation's
 //! `ResourceMetrics` (see `otlp_invocation.rs`).
 
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Histogram, HistogramDataPoint, Metric,
-    NumberDataPoint, ScopeMetrics, Sum,
-};
-
-use super::figures::{estimated_cost_usd, mib_to_bytes, nanos_of_ms, sane, seconds};
 use super::otlp::OtlpSettings;
-use super::otlp_invocation::{body, entry_key, limits, push_entry, scope, ResourceCache};
+use super::otlp_invocation::{body, entry_key, limits, ResourceCache};
+use super::otlp_metrics_wire::MetricsWire;
 use super::{Encoded, Entries, InvocationEncoder, Refused, RequestLimits, Wire};
-use crate::telemetry::{Invocation, Outcome};
-
-/// Bucket bounds of the duration histograms, in seconds: the conventions' advice for request durations,
-/// extended to Lambda's 15-minute limit.
-const SECONDS_BOUNDS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 300.0, 900.0,
-];
-
-/// Bucket bounds of `faas.mem_usage`, in bytes: Lambda's memory sizes, 128 MiB to its 10 GiB limit.
-const BYTES_BOUNDS: &[f64] = &[
-    134_217_728.0,
-    268_435_456.0,
-    536_870_912.0,
-    1_073_741_824.0,
-    2_147_483_648.0,
-    4_294_967_296.0,
-    8_589_934_592.0,
-    10_737_418_240.0,
-];
+use crate::telemetry::Invocation;
 
 #[derive(Debug)]
 pub struct OtlpMetricsEncoder {
@@ -43,6 +20,7 @@ pub struct OtlpMetricsEncoder {
     settings: OtlpSettings,
     limits: RequestLimits,
     resources: ResourceCache,
+    wire: MetricsWire,
 }
 
 impl OtlpMetricsEncoder {
@@ -53,123 +31,9 @@ impl OtlpMetricsEncoder {
             settings,
             limits: limits(max_body_bytes),
             resources: ResourceCache::default(),
+            wire: MetricsWire::default(),
         }
     }
-}
-
-/// When the points of one invocation start and end, OTLP nanoseconds: its start, never after the REPORT.
-fn interval(invocation: &Invocation) -> (u64, u64) {
-    let time = nanos_of_ms(invocation.report_ms as f64);
-    let start = nanos_of_ms(invocation.start_ms);
-    (start.min(time), time)
-}
-
-fn count(name: &str, unit: &str, value: bool, (start, time): (u64, u64)) -> Metric {
-    sum(
-        name,
-        unit,
-        number_data_point::Value::AsInt(i64::from(value)),
-        (start, time),
-    )
-}
-
-fn sum(name: &str, unit: &str, value: number_data_point::Value, (start, time): (u64, u64)) -> Metric {
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: vec![NumberDataPoint {
-                start_time_unix_nano: start,
-                time_unix_nano: time,
-                value: Some(value),
-                ..Default::default()
-            }],
-            aggregation_temporality: AggregationTemporality::Delta as i32,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    }
-}
-
-/// A histogram of the one observation `value`, in `bounds`' buckets.
-fn histogram(name: &str, unit: &str, value: f64, bounds: &[f64], (start, time): (u64, u64)) -> Metric {
-    let mut bucket_counts = vec![0; bounds.len() + 1];
-    // Bucket i holds (bounds[i-1], bounds[i]]; the last one everything above.
-    bucket_counts[bounds.partition_point(|&b| b < value)] = 1;
-    Metric {
-        name: name.to_owned(),
-        unit: unit.to_owned(),
-        data: Some(metric::Data::Histogram(Histogram {
-            data_points: vec![HistogramDataPoint {
-                start_time_unix_nano: start,
-                time_unix_nano: time,
-                count: 1,
-                sum: Some(value),
-                bucket_counts,
-                explicit_bounds: bounds.to_vec(),
-                min: Some(value),
-                max: Some(value),
-                ..Default::default()
-            }],
-            aggregation_temporality: AggregationTemporality::Delta as i32,
-        })),
-        ..Default::default()
-    }
-}
-
-/// The invocation's metrics. A figure the REPORT did not give, or that is not a finite non-negative number,
-/// is left out; a Lambda Managed Instance has neither a billed duration nor a cost.
-fn metrics(invocation: &Invocation) -> Vec<Metric> {
-    let at = interval(invocation);
-    let mut metrics = vec![
-        count("faas.invocations", "{invocation}", true, at),
-        count(
-            "faas.errors",
-            "{error}",
-            invocation.outcome != Outcome::Success,
-            at,
-        ),
-        count("faas.timeouts", "{timeout}", invocation.timed_out, at),
-        count("faas.coldstarts", "{coldstart}", invocation.cold_start, at),
-        count(
-            "aws.lambda.out_of_memory",
-            "{invocation}",
-            invocation.out_of_memory,
-            at,
-        ),
-    ];
-    if let Some(duration) = seconds(invocation.duration_ms) {
-        metrics.push(histogram(
-            "faas.invoke_duration",
-            "s",
-            duration,
-            SECONDS_BOUNDS,
-            at,
-        ));
-    }
-    if let Some(init) = invocation.init_duration_ms.and_then(seconds) {
-        metrics.push(histogram("faas.init_duration", "s", init, SECONDS_BOUNDS, at));
-    }
-    let used = invocation.max_memory_used_mb.and_then(mib_to_bytes);
-    if let Some(used) = used.and_then(|b| sane(b as f64)) {
-        metrics.push(histogram("faas.mem_usage", "By", used, BYTES_BOUNDS, at));
-    }
-    if !invocation.managed_instances {
-        if let Some(billed) = invocation.billed_duration_ms.and_then(seconds) {
-            metrics.push(histogram(
-                "aws.lambda.billed_duration",
-                "s",
-                billed,
-                SECONDS_BOUNDS,
-                at,
-            ));
-        }
-    }
-    if let Some(cost) = estimated_cost_usd(invocation) {
-        let value = number_data_point::Value::AsDouble(cost);
-        metrics.push(sum("aws.lambda.estimated_cost", "USD", value, at));
-    }
-    metrics
 }
 
 impl Wire for OtlpMetricsEncoder {
@@ -211,12 +75,7 @@ impl InvocationEncoder for OtlpMetricsEncoder {
         let start = out.len();
         let mut truncated = false;
         let resource = self.resources.encoded(&self.settings, invocation, &mut truncated);
-        let scope_metrics = ScopeMetrics {
-            scope: Some(scope()),
-            metrics: metrics(invocation),
-            ..Default::default()
-        };
-        push_entry(&resource, &scope_metrics, out);
+        self.wire.push_entry(&resource, invocation, out);
         Encoded {
             bytes: out.len() - start,
             truncated,
@@ -233,6 +92,7 @@ mod tests {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
     use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality};
     use prost::Message;
 
     use super::*;
@@ -463,29 +323,10 @@ mod tests {
 mod framing {
     use std::sync::Arc;
 
-    use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-
     use super::*;
     use crate::deliver::encode::figures::testing::{cold_timeout, invocation};
-    use crate::deliver::encode::otlp_invocation::resource;
+    use crate::deliver::encode::otlp_metrics_oracle::as_prost;
     use crate::record::Source;
-
-    /// What prost writes for the whole entry, built as the generated types: the old path, kept to check the new.
-    fn as_prost(settings: &OtlpSettings, invocation: &Invocation) -> Vec<u8> {
-        let mut truncated = false;
-        let whole = ResourceMetrics {
-            resource: Some(resource(settings, invocation, &mut truncated)),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(scope()),
-                metrics: metrics(invocation),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let mut out = Vec::new();
-        prost::encoding::message::encode(1, &whole, &mut out);
-        out
-    }
 
     /// The kept resource is reused only for the same source, version and memory: every entry is the bytes the
     /// generated types give, whichever of them changes from one invocation to the next.
