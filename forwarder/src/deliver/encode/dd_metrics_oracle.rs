@@ -96,10 +96,10 @@ mod tests {
 
     use super::*;
     use crate::deliver::encode::dd_metrics::DatadogMetricsEncoder;
-    use crate::deliver::encode::figures::testing::{cold_timeout, invocation};
+    use crate::deliver::encode::figures::testing::{cold_timeout, combination, invocation, COMBINATION_BITS};
     use crate::deliver::encode::InvocationEncoder;
     use crate::record::Source;
-    use crate::telemetry::{Architecture, Outcome};
+    use crate::telemetry::Outcome;
 
     fn assert_same(settings: &DatadogSettings, encoder: &DatadogMetricsEncoder, invocation: &Invocation) {
         let mut out = b"prior".to_vec();
@@ -156,27 +156,12 @@ mod tests {
         // One source for all: its tags are made once and reused.
         let source = invocation().source;
         let mut counts = std::collections::BTreeSet::new();
-        for bits in 0u32..1 << 9 {
+        for bits in 0u32..1 << COMBINATION_BITS {
             for (outcome, version) in outcomes.iter().zip(versions.iter().cycle()) {
-                let on = |bit: u32| bits & (1 << bit) != 0;
                 let invocation = Invocation {
-                    duration_ms: if on(0) { 480.5 } else { f64::NAN },
-                    init_duration_ms: on(1).then_some(250.25),
-                    memory_size_mb: on(2).then_some(1024),
-                    max_memory_used_mb: on(3).then_some(90),
-                    billed_duration_ms: on(4).then_some(481.0),
-                    managed_instances: on(5),
-                    timed_out: on(6),
-                    out_of_memory: on(7),
-                    architecture: if on(8) {
-                        Architecture::Arm64
-                    } else {
-                        Architecture::X86_64
-                    },
-                    outcome: *outcome,
                     version: version.map(str::to_owned),
                     source: Arc::clone(&source),
-                    ..invocation()
+                    ..combination(bits, *outcome)
                 };
                 assert_same(&settings, &encoder, &invocation);
                 counts.insert(datadog_metrics(&invocation).len());

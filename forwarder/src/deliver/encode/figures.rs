@@ -79,6 +79,34 @@ pub(crate) mod testing {
         }
     }
 
+    /// Kinds of invocation: each of the ten low bits of `bits` turns one figure or flag on (duration, init,
+    /// memory size, memory used, billed duration, managed instances, cold start, timed out, out of memory,
+    /// arm64), so that `0..1 << COMBINATION_BITS` covers every combination.
+    pub fn combination(bits: u32, outcome: Outcome) -> Invocation {
+        let on = |bit: u32| bits & (1 << bit) != 0;
+        Invocation {
+            duration_ms: if on(0) { 480.5 } else { f64::NAN },
+            init_duration_ms: on(1).then_some(250.25),
+            memory_size_mb: on(2).then_some(1024),
+            max_memory_used_mb: on(3).then_some(90),
+            billed_duration_ms: on(4).then_some(481.0),
+            managed_instances: on(5),
+            cold_start: on(6),
+            timed_out: on(7),
+            out_of_memory: on(8),
+            architecture: if on(9) {
+                Architecture::Arm64
+            } else {
+                Architecture::X86_64
+            },
+            outcome,
+            ..invocation()
+        }
+    }
+
+    /// How many bits [`combination`] reads.
+    pub const COMBINATION_BITS: u32 = 10;
+
     /// A cold start that timed out, with its init duration.
     pub fn cold_timeout() -> Invocation {
         Invocation {

@@ -143,7 +143,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::deliver::encode::figures::testing::invocation;
+    use crate::deliver::encode::figures::testing::{combination, invocation, COMBINATION_BITS};
     use crate::deliver::encode::otlp_metrics::OtlpMetricsEncoder;
     use crate::deliver::encode::InvocationEncoder;
     use crate::telemetry::Architecture;
@@ -176,28 +176,9 @@ mod tests {
             Outcome::Failure,
         ];
         let mut seen = std::collections::BTreeSet::new();
-        for bits in 0u32..1 << 10 {
+        for bits in 0u32..1 << COMBINATION_BITS {
             for outcome in outcomes {
-                let on = |bit: u32| bits & (1 << bit) != 0;
-                let base = invocation();
-                let invocation = Invocation {
-                    duration_ms: if on(0) { 480.5 } else { f64::NAN },
-                    init_duration_ms: on(1).then_some(250.25),
-                    memory_size_mb: on(2).then_some(1024),
-                    max_memory_used_mb: on(3).then_some(90),
-                    billed_duration_ms: on(4).then_some(481.0),
-                    managed_instances: on(5),
-                    cold_start: on(6),
-                    timed_out: on(7),
-                    out_of_memory: on(8),
-                    architecture: if on(9) {
-                        Architecture::Arm64
-                    } else {
-                        Architecture::X86_64
-                    },
-                    outcome,
-                    ..base
-                };
+                let invocation = combination(bits, outcome);
                 assert_same(&settings, &encoder, &invocation);
                 seen.insert(metrics(&invocation).len());
             }
