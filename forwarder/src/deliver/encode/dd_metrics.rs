@@ -57,17 +57,14 @@ struct SourceTags {
 impl SourceTags {
     fn new(source: &Source) -> Self {
         let mut json = Vec::new();
-        let mut cut = false;
-        for (key, value) in [
-            ("region", &source.region),
-            ("aws_account", &source.account_id),
-            ("functionname", &source.function_name),
-        ] {
-            if let Some(value) = value {
-                json.push(b',');
-                cut |= push_tag(&mut json, key, value);
-            }
-        }
+        let cut = push_present_tags(
+            &mut json,
+            [
+                ("region", &source.region),
+                ("aws_account", &source.account_id),
+                ("functionname", &source.function_name),
+            ],
+        );
         Self { json, cut }
     }
 }
@@ -86,6 +83,18 @@ fn push_tag(out: &mut Vec<u8>, key: &str, value: &str) -> bool {
         return false;
     }
     push_whole_tag(out, &format!("{key}:{value}"))
+}
+
+/// Appends `key:value` for each value present, each a JSON string led by a comma; returns whether one was cut.
+fn push_present_tags<const N: usize>(out: &mut Vec<u8>, tags: [(&str, &Option<String>); N]) -> bool {
+    let mut cut = false;
+    for (key, value) in tags {
+        if let Some(value) = value {
+            out.push(b',');
+            cut |= push_tag(out, key, value);
+        }
+    }
+    cut
 }
 
 fn tag_len(key: &str, value: &str) -> usize {
@@ -107,17 +116,14 @@ fn executed_version(invocation: &Invocation) -> Option<&str> {
 impl DatadogMetricsEncoder {
     pub fn new(settings: &DatadogSettings) -> Self {
         let mut configured = Vec::new();
-        let mut configured_cut = false;
-        for (key, value) in [
-            ("env", &settings.env),
-            ("service", &settings.service),
-            ("version", &settings.version),
-        ] {
-            if let Some(value) = value {
-                configured.push(b',');
-                configured_cut |= push_tag(&mut configured, key, value);
-            }
-        }
+        let mut configured_cut = push_present_tags(
+            &mut configured,
+            [
+                ("env", &settings.env),
+                ("service", &settings.service),
+                ("version", &settings.version),
+            ],
+        );
         for tag in &settings.tags {
             configured.push(b',');
             configured_cut |= push_whole_tag(&mut configured, tag);
